@@ -1,0 +1,95 @@
+# qwem-book: build the book and run the tests.  No activated environment needed: every
+# tool is called as $(VENV)/bin/... .
+#
+#   make venv    create $(VENV) and install requirements.txt (again only when
+#                requirements.txt or pyproject.toml change)
+#   make book    execute the chapters (cached) and build the HTML into _build/html
+#   make test    unit tests + every chapter notebook, at QWEM_SCALE=small
+#   make sync    rewrite each chapter's .ipynb from its .md (no outputs)
+#   make clean   remove _build (with the execution cache) and test caches
+#
+# Variables: VENV (default .venv), PYTHON (interpreter that creates the venv),
+# QWEM_SCALE (book: full, test: small), PYTEST_ARGS (extra pytest arguments).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.qwem-installed
+
+BOOK_SCALE = $(or $(QWEM_SCALE),full)
+TEST_SCALE = $(or $(QWEM_SCALE),small)
+
+# The kernel named "python3" must be the venv's.  The venv's spec (installed by
+# ipykernel, argv "python", which jupyter_client replaces by the sys.executable of the
+# venv's jupyter-book or pytest) already wins over a python3 kernel in the user's home
+# while jupyter_core prefers the environment; putting it first in JUPYTER_PATH keeps it
+# first when JUPYTER_PREFER_ENV_PATH=0 (checked: a fake user kernel then loses).
+KERNEL_ENV = JUPYTER_PATH="$(abspath $(VENV))/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"
+
+# Chapters: book/NN_topic.md, each paired with book/NN_topic.ipynb (committed, no outputs).
+CHAPTERS = $(wildcard book/[0-9][0-9]_*.md)
+
+# jupyter-cache keys a notebook on its cells only, and Sphinx re-reads (so re-executes)
+# only pages whose source changed.  Everything else a chapter's outputs depend on goes
+# into this hash; when it changes, `make book` drops both the execution cache and
+# Sphinx's saved environment (_build/.doctrees), so every chapter runs again.
+CACHE_STAMP := _build/.qwem-cache-key
+
+.PHONY: help venv book test sync clean distclean
+
+help:
+	@sed -n '4,13p' Makefile | sed 's/^# \{0,1\}//'
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+book: $(STAMP)
+	@mkdir -p _build
+	@key=$$( { find qwem_lib -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+	           | LC_ALL=C sort -z | xargs -0 sha256sum; \
+	         sha256sum requirements.txt pyproject.toml; \
+	         echo "QWEM_SCALE=$(BOOK_SCALE) QWEM_DATA=$${QWEM_DATA:-}"; } \
+	       | sha256sum | cut -c1-64 ); \
+	if [ "$$(cat $(CACHE_STAMP) 2>/dev/null)" != "$$key" ]; then \
+	  echo "qwem_lib, requirements or QWEM_SCALE/QWEM_DATA changed:" \
+	       "re-executing every chapter"; \
+	  rm -rf _build/.jupyter_cache _build/.doctrees; \
+	fi; \
+	echo "$$key" > $(CACHE_STAMP)
+	QWEM_SCALE=$(BOOK_SCALE) $(KERNEL_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+
+# nbval: plain --nbval.  nbval 0.11 compares outputs only for cells the notebook records
+# as run (execution_count set); the committed notebooks are stripped (test_book.py
+# enforces it), so every cell is "unrun" and only exceptions fail -- chapters check their
+# claims with assert, never by comparing printed floats.  (Checked: a stripped cell that
+# prints passes; a cell with a stored, differing output fails "Cell outputs differ";
+# a failing assert fails in both --nbval and --nbval-lax.)  --nbval-current-env starts
+# the kernel with this venv's python.
+test: $(STAMP)
+	QWEM_SCALE=$(TEST_SCALE) MPLBACKEND=Agg $(KERNEL_ENV) \
+	  $(BIN)/python -m pytest --nbval --nbval-current-env --nbval-cell-timeout=3600 \
+	  tests book $(PYTEST_ARGS)
+
+sync: $(STAMP)
+	@for md in $(CHAPTERS); do \
+	  if sed -n '1,30p' "$$md" | grep -q '^jupytext:'; then \
+	    $(BIN)/jupytext --quiet --to ipynb --output "$${md%.md}.ipynb" "$$md"; \
+	    echo "synced $${md%.md}.ipynb"; \
+	  fi; \
+	done
+
+clean:
+	rm -rf _build .pytest_cache
+	find qwem_lib tests book -name __pycache__ -prune -exec rm -rf {} +
+	find book -name .ipynb_checkpoints -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv .venv-ci

@@ -1,0 +1,236 @@
+"""Window co-occurrence counts (PAPER.md §4).
+
+For every pair of in-vocabulary tokens at separation ``s`` (1 <= s <= context_len) the
+pair (centre, context) gets weight ``w_s``; the paper uses ``w_s = context_len + 1 - s``
+(17 - s for its window of 16 words each side).  Counts are symmetric: each pair at
+separation ``s`` is counted in both orders, so ``C = N + N^T`` where ``N[i, j]`` sums the
+weights of the pairs with ``i`` first.
+
+The CPU path avoids the random writes into a ``V x V`` array that make a naive scatter
+slow: token positions are sorted by their centre word (a radix sort), so each block of
+work writes into a handful of rows that stay in cache, and two threads take disjoint
+row ranges.  The CUDA path scatters with atomics.  Memory stays O(V^2 + T): work is
+chunked, never O(T x context_len).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import QwemError
+
+__all__ = ["window_weights", "count_pairs", "count_pairs_naive"]
+
+
+def window_weights(context_len: int = 16,
+                   weighting: str | Sequence[float] = "linear") -> np.ndarray:
+    """Weight of a pair at separation ``s = 1 .. context_len``.
+
+    Parameters
+    ----------
+    context_len : int
+        Window half-width L (the paper: 16 words each side).
+    weighting : {"linear", "uniform"} or sequence of L floats
+        ``"linear"``: ``w_s = L + 1 - s`` (the paper's, equivalent in expectation to
+        word2vec's dynamic window); ``"uniform"``: ``w_s = 1``.
+
+    Returns
+    -------
+    w : (L,) float64
+    """
+    if isinstance(context_len, bool) or int(context_len) != context_len \
+            or context_len < 1:
+        raise QwemError(f"window must be a positive integer, got {context_len!r}; "
+                        "use e.g. --window 16 (the paper's)")
+    context_len = int(context_len)
+    if isinstance(weighting, str):
+        if weighting == "linear":
+            return np.arange(context_len, 0, -1, dtype=np.float64)
+        if weighting == "uniform":
+            return np.ones(context_len, dtype=np.float64)
+        raise QwemError(f"unknown window weighting {weighting!r}; "
+                        "use 'linear' or 'uniform'")
+    w = np.asarray(weighting, dtype=np.float64)
+    if w.shape != (context_len,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise QwemError(f"window weights must be {context_len} finite non-negative "
+                        f"numbers, got shape {w.shape}")
+    return w
+
+
+def _check_ids(ids, vocab_size: int) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise QwemError("token ids must be a 1-D integer array")
+    if vocab_size < 1:
+        raise QwemError(f"vocab_size must be >= 1, got {vocab_size}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise QwemError(f"token ids must lie in [0, {vocab_size}); remove "
+                        "out-of-vocabulary tokens before counting")
+    return ids
+
+
+def count_pairs_naive(ids, vocab_size: int, context_len: int = 16,
+                      weighting: str | Sequence[float] = "linear") -> np.ndarray:
+    """Reference double loop over positions and separations (tests only; slow).
+
+    Returns
+    -------
+    C : (V, V) float64, symmetric
+    """
+    ids = _check_ids(ids, vocab_size)
+    w = window_weights(context_len, weighting)
+    C = np.zeros((vocab_size, vocab_size))
+    T = len(ids)
+    for t in range(T):
+        for s in range(1, context_len + 1):
+            if t + s >= T:
+                break
+            C[ids[t], ids[t + s]] += w[s - 1]
+            C[ids[t + s], ids[t]] += w[s - 1]
+    return C
+
+
+def _symmetrize_(N: torch.Tensor, block: int = 2048) -> torch.Tensor:
+    """In place ``N <- N + N^T`` without a second V x V buffer."""
+    V = N.shape[0]
+    for i0 in range(0, V, block):
+        i1 = min(i0 + block, V)
+        D = N[i0:i1, i0:i1]
+        D.copy_(D + D.T)
+        for j0 in range(i1, V, block):
+            j1 = min(j0 + block, V)
+            S = N[i0:i1, j0:j1] + N[j0:j1, i0:i1].T
+            N[i0:i1, j0:j1] = S
+            N[j0:j1, i0:i1] = S.T
+    return N
+
+
+def _count_forward_cpu(ids: np.ndarray, V: int, w: np.ndarray, chunk: int,
+                       n_threads: int, progress) -> torch.Tensor:
+    L = len(w)
+    T = len(ids)
+    N = torch.zeros(V * V, dtype=torch.float64)
+    n_full = max(T - L, 0)           # positions whose whole forward window exists
+    if n_full:
+        tids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int32))
+        # Stable radix sort of positions by centre word: rows become contiguous.
+        key_dtype = np.uint16 if V <= 1 << 16 else np.int32
+        order = np.argsort(ids[:n_full].astype(key_dtype, copy=False), kind="stable")
+        order = torch.from_numpy(order.astype(np.int64, copy=False))
+        rows_sorted = tids[:n_full][order].contiguous()
+        windows = tids.unfold(0, L + 1, 1)            # (T - L, L + 1) view
+        idx_dtype = torch.int32 if V * V < 2**31 else torch.int64
+        wt = torch.from_numpy(w).repeat(chunk)
+        # Split the sorted positions at row boundaries: threads own disjoint rows.
+        bounds = [0]
+        for k in range(1, n_threads):
+            r = rows_sorted[k * n_full // n_threads]
+            bounds.append(int(torch.searchsorted(rows_sorted, r.reshape(1))))
+        bounds.append(n_full)
+        errors: list[BaseException] = []
+
+        def work(a: int, b: int) -> None:
+            try:
+                for c0 in range(a, b, chunk):
+                    c1 = min(c0 + chunk, b)
+                    win = windows[order[c0:c1]]
+                    key = win[:, :1].to(idx_dtype) * V + win[:, 1:].to(idx_dtype)
+                    key = key.reshape(-1)
+                    N.index_add_(0, key, wt[: key.numel()])
+                    if progress is not None:
+                        progress.update(c1 - c0)
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(bounds[k], bounds[k + 1]))
+                   for k in range(n_threads) if bounds[k] < bounds[k + 1]]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+    # The last L positions (incomplete windows): at most L * L pairs.
+    Nv = N.view(V, V)
+    for t in range(n_full, T):
+        for s in range(1, min(L, T - 1 - t) + 1):
+            Nv[ids[t], ids[t + s]] += w[s - 1]
+    if progress is not None:
+        progress.update(T - n_full)
+    return Nv
+
+
+def _count_forward_device(ids: np.ndarray, V: int, w: np.ndarray, chunk: int,
+                          device: torch.device, progress) -> torch.Tensor:
+    L = len(w)
+    tids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(device)
+    N = torch.zeros(V * V, dtype=torch.float64, device=device)
+    T = len(ids)
+    for c0 in range(0, T, chunk):
+        c1 = min(c0 + chunk, T)
+        seg = tids[c0:min(c1 + L, T)]
+        for s in range(1, L + 1):
+            n = min(c1 - c0, len(seg) - s)
+            if n <= 0:
+                break
+            key = seg[:n] * V + seg[s:s + n]
+            N.index_add_(0, key, torch.full((n,), float(w[s - 1]),
+                                            dtype=torch.float64, device=device))
+        if progress is not None:
+            progress.update(c1 - c0)
+    return N.view(V, V)
+
+
+def count_pairs(ids, vocab_size: int, context_len: int = 16,
+                weighting: str | Sequence[float] = "linear", *,
+                device: str | torch.device | None = None, chunk_size: int = 1 << 17,
+                n_threads: int | None = None, progress: bool = False) -> torch.Tensor:
+    """Symmetric weighted window co-occurrence counts (PAPER.md §4).
+
+    Parameters
+    ----------
+    ids : (T,) int array
+        In-vocabulary token ids in corpus order (out-of-vocabulary tokens already
+        removed, as in the paper).
+    vocab_size : int
+        V; every id must be in ``[0, V)``.
+    context_len : int
+        Window half-width L; the pair at separation s gets weight ``w_s``.
+    weighting : {"linear", "uniform"} or sequence
+        See :func:`window_weights`.
+    device : torch device, optional
+        Where to count and return the result; default CPU.  On CUDA the counts are
+        scattered with atomic adds.
+    chunk_size : int
+        Token positions processed per step (memory ~ ``chunk_size * L`` indices).
+    n_threads : int, optional
+        CPU worker threads (default ``torch.get_num_threads()``).
+    progress : bool
+        Show a tqdm bar over token positions.
+
+    Returns
+    -------
+    C : (V, V) float64 tensor, symmetric
+        ``C[i, j] = sum_s w_s * #{t : (x_t, x_{t+s}) = (i, j) or (j, i)}``.
+    """
+    ids = _check_ids(ids, vocab_size)
+    w = window_weights(context_len, weighting)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(ids), desc="co-occurrence", unit="tok", unit_scale=True)
+    try:
+        if device.type == "cpu":
+            n_threads = n_threads or max(1, torch.get_num_threads())
+            N = _count_forward_cpu(ids, vocab_size, w, chunk_size, n_threads, bar)
+        else:
+            N = _count_forward_device(ids, vocab_size, w, 8 * chunk_size, device, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _symmetrize_(N)

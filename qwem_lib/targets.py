@@ -1,0 +1,194 @@
+"""Targets built from corpus statistics: P_ij, P_i, M*, PMI, PPMI (PAPER.md §1-2).
+
+All functions work on ``(V, V)`` torch tensors in float64 and process rows in blocks,
+so the only large allocation is the output (which may be the input itself, with
+``out=``): at V = 10^4 a V x V float64 matrix is 800 MB and the pipeline keeps one.
+"""
+
+from __future__ import annotations
+
+
+
+import torch
+
+from .errors import QwemError
+
+__all__ = ["pair_probs", "negative_probs", "m_star", "pmi", "ppmi",
+           "setting31_weights", "target", "artanh_pmi"]
+
+_BLOCK = 1024
+
+
+def _check_square(name: str, A: torch.Tensor) -> None:
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise QwemError(f"{name} must be a square (V, V) matrix, got {tuple(A.shape)}")
+
+
+def pair_probs(counts: torch.Tensor, *, out: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise symmetric counts into P_ij and the unigram P_i.
+
+    Parameters
+    ----------
+    counts : (V, V) tensor
+        Symmetric weighted co-occurrence counts (see ``cooccurrence.count_pairs``).
+    out : (V, V) tensor, optional
+        Where to write P_ij (``out=counts`` normalises in place).
+
+    Returns
+    -------
+    P_ij : (V, V) float64, sums to 1
+    unigram : (V,) float64
+        ``P_i = sum_j P_ij``: the window-weighted unigram distribution, so that
+        ``sum_ij (P_ij - P_i P_j) = 0`` exactly.
+    """
+    _check_square("counts", counts)
+    total = counts.sum(dtype=torch.float64)
+    if not torch.isfinite(total) or total <= 0:
+        raise QwemError("the co-occurrence counts are empty: the corpus has no pair of "
+                        "in-vocabulary words within the window; use a larger corpus "
+                        "or a smaller vocabulary")
+    if out is None:
+        out = torch.empty_like(counts, dtype=torch.float64)
+    out = torch.div(counts, total, out=out) if out is not counts else counts.div_(total)
+    unigram = out.sum(dim=1)
+    return out, unigram
+
+
+def negative_probs(unigram: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """Distribution of negative contexts: ``P_j^power`` renormalised (word2vec: 3/4)."""
+    if power == 1.0:
+        return unigram
+    q = unigram.pow(power)
+    return q / q.sum()
+
+
+def _blocks(V: int):
+    for i0 in range(0, V, _BLOCK):
+        yield i0, min(i0 + _BLOCK, V)
+
+
+def _product(unigram: torch.Tensor, neg: torch.Tensor, i0: int, i1: int
+             ) -> torch.Tensor:
+    """Rows i0:i1 of the (symmetrised) negative-pair distribution Q_ij."""
+    if neg is unigram:
+        return unigram[i0:i1, None] * unigram[None, :]
+    # i ~ P_i, j ~ P_j^alpha; symmetrised so that tied weights see a symmetric target.
+    return 0.5 * (unigram[i0:i1, None] * neg[None, :] + neg[i0:i1, None] * unigram)
+
+
+def m_star(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
+           neg_power: float = 1.0, psi_pos: torch.Tensor | None = None,
+           psi_neg: torch.Tensor | None = None, out: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """The QWEM target M* (PAPER.md §2).
+
+    ``M*_ij = (Ψ⁺ P_ij - Ψ⁻ k Q_ij) / (½ (Ψ⁺ P_ij + Ψ⁻ k Q_ij))`` with ``Q_ij = P_i P_j``
+    (or the symmetrised smoothed product when ``neg_power != 1``) and ``k`` negatives.
+    Without ``psi_pos``/``psi_neg`` the reweighting is Setting 3.1's
+    ``Ψ⁺ = Ψ⁻ = 1 / (P_ij + k Q_ij)``, under which the ratio does not depend on Ψ and
+    ``M* ∈ [-2, 2]``; pairs that never co-occur get ``-2``.
+
+    Parameters
+    ----------
+    P_ij : (V, V) float64
+    unigram : (V,) float64
+    negatives : float
+        k, the weight of the negative term (word2vec's number of negatives).
+    neg_power : float
+        Smoothing exponent of the negative distribution (1: the paper's; 0.75: word2vec).
+    psi_pos, psi_neg : (V, V) tensors, optional
+        General reweightings Ψ⁺, Ψ⁻ ≥ 0.  Entries where ``G = Ψ⁺P + Ψ⁻kQ`` is 0 get 0.
+    out : (V, V) tensor, optional
+        Output buffer; may be ``P_ij`` itself (computed row block by row block).
+
+    Returns
+    -------
+    M_star : (V, V) float64, symmetric
+    """
+    _check_square("P_ij", P_ij)
+    if negatives <= 0:
+        raise QwemError(f"the number of negatives k must be > 0, got {negatives}")
+    V = P_ij.shape[0]
+    if out is None:
+        out = torch.empty_like(P_ij, dtype=torch.float64)
+    neg = negative_probs(unigram, neg_power)
+    for i0, i1 in _blocks(V):
+        pos = P_ij[i0:i1]
+        negq = negatives * _product(unigram, neg, i0, i1)
+        if psi_pos is not None or psi_neg is not None:
+            pp = pos * (psi_pos[i0:i1] if psi_pos is not None else 1.0)
+            nq = negq * (psi_neg[i0:i1] if psi_neg is not None else 1.0)
+        else:
+            pp, nq = pos, negq
+        g = pp + nq
+        val = torch.where(g > 0, 2.0 * (pp - nq) / g.clamp_min(torch.finfo(g.dtype).tiny),
+                          torch.zeros((), dtype=g.dtype, device=g.device))
+        out[i0:i1] = val
+    return out
+
+
+def setting31_weights(P_ij: torch.Tensor, unigram: torch.Tensor,
+                      negatives: float = 1.0) -> torch.Tensor:
+    """Setting 3.1's reweighting ``Ψ = 1 / (P_ij + k P_i P_j)`` (so that G = 1).
+
+    Returns
+    -------
+    psi : (V, V) float64
+    """
+    _check_square("P_ij", P_ij)
+    return 1.0 / (P_ij + negatives * unigram[:, None] * unigram[None, :])
+
+
+def pmi(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
+        neg_power: float = 1.0, positive: bool = False,
+        out: torch.Tensor | None = None) -> torch.Tensor:
+    """(Shifted) PMI, ``log(P_ij / (k Q_ij))``, with unobserved pairs set to 0.
+
+    ``log 0`` is undefined; following the usual convention for svd(PMI) (Levy and
+    Goldberg's PMI_0) pairs that never co-occur get 0.  With ``positive=True`` this
+    is PPMI, ``max(PMI, 0)``.
+
+    Returns
+    -------
+    (V, V) float64
+    """
+    _check_square("P_ij", P_ij)
+    V = P_ij.shape[0]
+    if out is None:
+        out = torch.empty_like(P_ij, dtype=torch.float64)
+    neg = negative_probs(unigram, neg_power)
+    for i0, i1 in _blocks(V):
+        pos = P_ij[i0:i1]
+        q = negatives * _product(unigram, neg, i0, i1)
+        val = torch.log(pos.clamp_min(torch.finfo(pos.dtype).tiny) / q)
+        val = torch.where(pos > 0, val, torch.zeros((), dtype=val.dtype,
+                                                    device=val.device))
+        if positive:
+            val.clamp_min_(0.0)
+        out[i0:i1] = val
+    return out
+
+
+def ppmi(P_ij: torch.Tensor, unigram: torch.Tensor, **kw) -> torch.Tensor:
+    """Positive PMI, ``max(log(P_ij / (k P_i P_j)), 0)``; see :func:`pmi`."""
+    return pmi(P_ij, unigram, positive=True, **kw)
+
+
+def target(method: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
+           out: torch.Tensor | None = None, **kw) -> torch.Tensor:
+    """Dispatch by name: ``"mstar"``, ``"ppmi"`` or ``"pmi"``."""
+    if method == "mstar":
+        return m_star(P_ij, unigram, out=out, **kw)
+    if method == "ppmi":
+        return pmi(P_ij, unigram, positive=True, out=out, **kw)
+    if method == "pmi":
+        return pmi(P_ij, unigram, out=out, **kw)
+    raise QwemError(f"unknown method {method!r}; use mstar, ppmi or pmi")
+
+
+def artanh_pmi(m: torch.Tensor) -> torch.Tensor:
+    """PMI as a function of M* under Setting 3.1: ``2 artanh(M*/2)`` (PAPER.md §2)."""
+    return 2.0 * torch.atanh(m / 2.0)
+
+

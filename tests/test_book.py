@@ -1,0 +1,167 @@
+"""The book's sources agree with each other.
+
+Chapter pairs (``book/NN_topic.md`` and its ``.ipynb`` for Colab) hold the same cells and
+no outputs; every chapter opens with the Colab badge, the hidden setup cell and the
+``QWEM_SCALE`` configuration cell; the table of contents names existing files; every
+citation key is in ``book/references.bib``.  Executing the chapters is nbval's job
+(``make test``), building them jupyter-book's (``make book``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+MAX_LINE = 88
+
+
+def _front_matter(path: Path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}
+    return yaml.safe_load(text[4:end]) or {}
+
+
+def _chapters() -> list[Path]:
+    """Chapter sources: ``book/NN_*.md`` with a jupytext header."""
+    return [p for p in sorted(BOOK.glob("[0-9][0-9]_*.md")) if "jupytext" in _front_matter(p)]
+
+
+CHAPTERS = _chapters()
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+BRANCH = CONFIG["repository"]["branch"]
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+
+    walk(toc)
+    return files
+
+
+def _cells(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    import jupytext
+
+    nb = jupytext.read(path)
+    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", ())))
+            for c in nb.cells]
+
+
+def _code_cells(md: Path):
+    import jupytext
+
+    return [c for c in jupytext.read(md).cells if c.cell_type == "code"]
+
+
+chapter = pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+
+
+@chapter
+def test_chapter_notebook_matches_markdown(md):
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.relative_to(ROOT)} is missing: run `make sync`"
+    assert _cells(ipynb) == _cells(md), (
+        f"{ipynb.relative_to(ROOT)} differs from {md.name}: run `make sync`")
+
+
+@chapter
+def test_chapter_notebook_has_no_outputs(md):
+    nb = json.loads(md.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, (
+                f"cell {i} of {md.stem}.ipynb has outputs: run `make sync`")
+
+
+@chapter
+def test_chapter_uses_python3_kernel(md):
+    assert _front_matter(md).get("kernelspec", {}).get("name") == "python3"
+
+
+@chapter
+def test_chapter_is_in_toc(md):
+    stem = md.relative_to(ROOT).with_suffix("").as_posix()
+    assert stem in _toc_files(), f"{stem} is not in _toc.yml: it would not be built"
+
+
+@chapter
+def test_chapter_has_colab_badge(md):
+    org_repo = REPO_URL.split("github.com/", 1)[1]
+    link = (f"https://colab.research.google.com/github/{org_repo}/blob/{BRANCH}/"
+            f"{md.relative_to(ROOT).with_suffix('.ipynb').as_posix()}")
+    assert link in md.read_text(encoding="utf-8"), f"no Colab badge linking {link}"
+
+
+@chapter
+def test_chapter_setup_cell(md):
+    setup = _code_cells(md)[0]
+    src = setup.source
+    assert "remove-cell" in setup.metadata.get("tags", []), "setup cell must be hidden"
+    assert '"google.colab" in sys.modules' in src, "install only when in Colab"
+    assert f"git+{REPO_URL}" in src, f"Colab install line must use {REPO_URL}"
+    assert "plotting.style()" in src
+    assert "torch.cuda.is_available()" in src
+
+
+@chapter
+def test_chapter_reads_scale(md):
+    pattern = re.compile(r"""os\.environ\.get\(\s*["']QWEM_SCALE["']""")
+    assert any(pattern.search(c.source) for c in _code_cells(md)), (
+        "no configuration cell reading QWEM_SCALE")
+
+
+@chapter
+def test_chapter_code_lines_are_short(md):
+    long = [line for c in _code_cells(md) for line in c.source.splitlines()
+            if len(line) > MAX_LINE]
+    assert not long, f"code lines longer than {MAX_LINE} characters: {long}"
+
+
+def test_toc_files_exist():
+    suffixes = (".md", ".ipynb", ".rst")
+    missing = [f for f in _toc_files()
+               if not any((ROOT / f).with_suffix(s).exists() for s in suffixes)]
+    assert not missing, f"_toc.yml names missing files: {missing}"
+
+
+def test_references_parse_and_cover_citations():
+    from pybtex.database import parse_file
+
+    keys = set(parse_file(str(BOOK / "references.bib"), bib_format="bibtex").entries)
+    cite = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]*)`")
+    cited = {
+        (path.name, key.strip())
+        for path in BOOK.glob("*.md")
+        for group in cite.findall(path.read_text(encoding="utf-8"))
+        for key in group.split(",")
+    }
+    unknown = sorted((name, key) for name, key in cited if key not in keys)
+    assert not unknown, f"cited keys missing from references.bib: {unknown}"
+
+
+def test_plotting_import_is_free():
+    """Importing qwem_lib.plotting neither needs nor loads matplotlib."""
+    code = ("import sys, qwem_lib.plotting; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

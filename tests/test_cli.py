@@ -1,0 +1,161 @@
+"""The ``qwem`` command end to end on tiny corpora, and its handling of bad input."""
+
+import bz2
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qwem_lib.cli import main
+from qwem_lib.vectors import load_word2vec
+
+WORDS = ("the king rules the land and the queen rules the sea a man walks with a "
+         "woman while the prince and the princess read a book in the castle by the "
+         "river where the boy and the girl swim").split()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, len(WORDS) + 1)
+    text = " ".join(rng.choice(WORDS, size=4000, p=p / p.sum()))
+    path = tmp_path / "tiny.txt.bz2"
+    path.write_bytes(bz2.compress(text.encode()))
+    return path, text.split()
+
+
+def _independent_mstar(tokens, vocab, L):
+    """Counts by a plain double loop, then M* from its definition (numpy)."""
+    index = {w: i for i, w in enumerate(vocab)}
+    ids = [index[t] for t in tokens if t in index]
+    V = len(vocab)
+    C = np.zeros((V, V))
+    for t in range(len(ids)):
+        for s in range(1, L + 1):
+            if t + s < len(ids):
+                C[ids[t], ids[t + s]] += L + 1 - s
+                C[ids[t + s], ids[t]] += L + 1 - s
+    P = C / C.sum()
+    u = P.sum(1)
+    Q = np.outer(u, u)
+    return 2 * (P - Q) / (P + Q)
+
+
+def test_embed_matches_independent_closed_form(corpus, tmp_path, capsys):
+    path, tokens = corpus
+    out = tmp_path / "emb.txt"
+    timings = tmp_path / "t.json"
+    assert main(["embed", "--corpus", str(path), "--vocab-size", "20", "--dim", "4",
+                 "--window", "3", "--out", str(out), "--timings", str(timings),
+                 "--quiet"]) == 0
+    first = out.read_text().splitlines()[0]
+    assert first == "20 4"
+    words, W = load_word2vec(out)
+    # Vocabulary: the 20 most frequent words, ties broken alphabetically.
+    counts = {w: tokens.count(w) for w in set(tokens)}
+    expected = sorted(counts, key=lambda w: (-counts[w], w))[:20]
+    assert words == expected
+    M = _independent_mstar(tokens, words, 3)
+    lam = np.linalg.eigvalsh(M)[::-1][:4]
+    assert np.all(lam > 0)
+    # Squared column norms are the top eigenvalues; W W^T is the best rank-4 fit.
+    np.testing.assert_allclose((W**2).sum(0), lam, rtol=1e-7)
+    w_all, U = np.linalg.eigh(M)
+    best = (U[:, -4:] * w_all[-4:]) @ U[:, -4:].T
+    np.testing.assert_allclose(W @ W.T, best, atol=1e-6)
+    stages = json.loads(timings.read_text())["stages"]
+    assert {"read+tokenise", "count", "target", "eigen", "write"} <= set(stages)
+    err = capsys.readouterr().err
+    assert "total" in err and "eigen" in err
+
+
+@pytest.mark.parametrize("method", ["ppmi", "pmi"])
+def test_embed_other_methods(corpus, tmp_path, method):
+    path, tokens = corpus
+    out = tmp_path / f"{method}.txt"
+    assert main(["embed", "--corpus", str(path), "--vocab-size", "15", "--dim", "3",
+                 "--method", method, "--window", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    words, W = load_word2vec(out)
+    assert W.shape == (15, 3)
+
+
+def test_eval_prints_json(corpus, tmp_path, capsys):
+    path, _ = corpus
+    out = tmp_path / "e.txt"
+    main(["embed", "--corpus", str(path), "--vocab-size", "20", "--dim", "4",
+          "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("analogy_paper", "analogy_classic", "men", "ws353", "ws353_sim",
+                "ws353_rel"):
+        assert key in report
+    assert report["vocab_size"] == 20 and report["dim"] == 4
+
+
+def _bad(tmp_path, capsys, args, match):
+    out = tmp_path / "never.txt"
+    code = main(["embed", *args, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("qwem: error:") and match in last, err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_missing_file(tmp_path, capsys):
+    _bad(tmp_path, capsys, ["--corpus", str(tmp_path / "nope.txt"),
+                            "--vocab-size", "5", "--dim", "2"], "nope.txt")
+
+
+def test_empty_file(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    _bad(tmp_path, capsys, ["--corpus", str(empty), "--vocab-size", "5",
+                            "--dim", "2"], "empty.txt")
+
+
+def test_corrupt_compressed_file(tmp_path, capsys):
+    bad = tmp_path / "bad.txt.bz2"
+    bad.write_bytes(b"BZh9" + b"\x00garbage" * 100)
+    _bad(tmp_path, capsys, ["--corpus", str(bad), "--vocab-size", "5",
+                            "--dim", "2"], "bad.txt.bz2")
+
+
+def test_vocabulary_larger_than_corpus(corpus, tmp_path, capsys):
+    path, _ = corpus
+    _bad(tmp_path, capsys, ["--corpus", str(path), "--vocab-size", "500",
+                            "--dim", "2"], "distinct words")
+
+
+def test_dim_not_below_vocab(corpus, tmp_path, capsys):
+    path, _ = corpus
+    _bad(tmp_path, capsys, ["--corpus", str(path), "--vocab-size", "10",
+                            "--dim", "10"], "--dim")
+
+
+@pytest.mark.parametrize("window", ["0", "-3"])
+def test_bad_window(corpus, tmp_path, capsys, window):
+    path, _ = corpus
+    _bad(tmp_path, capsys, ["--corpus", str(path), "--vocab-size", "10",
+                            "--dim", "2", "--window", window], "window")
+
+
+def test_console_script_exit_code(tmp_path):
+    # The installed entry point, as a user runs it.
+    proc = subprocess.run([sys.executable, "-m", "qwem_lib.cli", "embed", "--corpus",
+                           str(tmp_path / "missing.txt"), "--vocab-size", "5", "--dim",
+                           "2", "--out", str(tmp_path / "o.txt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "qwem: error:" in proc.stderr and "missing.txt" in proc.stderr
