@@ -16,7 +16,7 @@ from .errors import QwemError
 __all__ = ["pair_probs", "negative_probs", "m_star", "pmi", "ppmi",
            "setting31_weights", "target", "artanh_pmi"]
 
-_BLOCK = 1024
+_BLOCK = 64   # rows per block: temporaries stay in cache
 
 
 def _check_square(name: str, A: torch.Tensor) -> None:
@@ -113,18 +113,34 @@ def m_star(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
     if out is None:
         out = torch.empty_like(P_ij, dtype=torch.float64)
     neg = negative_probs(unigram, neg_power)
+    general = psi_pos is not None or psi_neg is not None
     for i0, i1 in _blocks(V):
-        pos = P_ij[i0:i1]
-        negq = negatives * _product(unigram, neg, i0, i1)
-        if psi_pos is not None or psi_neg is not None:
-            pp = pos * (psi_pos[i0:i1] if psi_pos is not None else 1.0)
-            nq = negq * (psi_neg[i0:i1] if psi_neg is not None else 1.0)
-        else:
-            pp, nq = pos, negq
-        g = pp + nq
-        val = torch.where(g > 0, 2.0 * (pp - nq) / g.clamp_min(torch.finfo(g.dtype).tiny),
-                          torch.zeros((), dtype=g.dtype, device=g.device))
-        out[i0:i1] = val
+        negq = _product(unigram, neg, i0, i1)
+        if negatives != 1.0:
+            negq.mul_(negatives)
+        if general:
+            pp = P_ij[i0:i1] * (psi_pos[i0:i1] if psi_pos is not None else 1.0)
+            if psi_neg is not None:
+                negq.mul_(psi_neg[i0:i1])
+            g = pp + negq
+            out[i0:i1] = torch.where(g > 0, 2.0 * (pp - negq) / g,
+                                     torch.zeros((), dtype=g.dtype, device=g.device))
+            continue
+        # Setting 3.1: M* = 2 (p - q) / (p + q) = 2 - 4 q / (p + q), in place and
+        # fused (a few passes over cache-sized blocks instead of many temporaries).
+        blk = out[i0:i1]
+        if blk.data_ptr() != P_ij[i0:i1].data_ptr():
+            blk.copy_(P_ij[i0:i1])
+        blk.add_(negq)
+        negq.div_(blk)
+        torch.mul(negq, -4.0, out=blk).add_(2.0)
+    if not general:
+        # Words with no co-occurrences at all give 0/0: there M* is undefined (G = 0)
+        # and, as in the general case, set to 0.
+        dead = unigram == 0
+        if bool(dead.any()):
+            out[dead] = 0.0
+            out[:, dead] = 0.0
     return out
 
 
@@ -159,14 +175,21 @@ def pmi(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
         out = torch.empty_like(P_ij, dtype=torch.float64)
     neg = negative_probs(unigram, neg_power)
     for i0, i1 in _blocks(V):
-        pos = P_ij[i0:i1]
-        q = negatives * _product(unigram, neg, i0, i1)
-        val = torch.log(pos.clamp_min(torch.finfo(pos.dtype).tiny) / q)
-        val = torch.where(pos > 0, val, torch.zeros((), dtype=val.dtype,
-                                                    device=val.device))
+        q = _product(unigram, neg, i0, i1)
+        if negatives != 1.0:
+            q.mul_(negatives)
+        blk = out[i0:i1]
+        if blk.data_ptr() != P_ij[i0:i1].data_ptr():
+            blk.copy_(P_ij[i0:i1])
+        blk.div_(q).log_()            # log 0 = -inf where the pair never occurs
         if positive:
-            val.clamp_min_(0.0)
-        out[i0:i1] = val
+            blk.clamp_min_(0.0)
+        else:
+            blk.masked_fill_(torch.isneginf(blk), 0.0)
+    dead = unigram == 0                # 0/0: a word with no co-occurrences at all
+    if bool(dead.any()):
+        out[dead] = 0.0
+        out[:, dead] = 0.0
     return out
 
 

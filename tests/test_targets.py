@@ -120,3 +120,13 @@ def test_unknown_method(counts):
     P, u = pair_probs(counts)
     with pytest.raises(QwemError, match="unknown method"):
         target("glove", P, u)
+
+
+def test_word_without_pairs_gives_zero_row():
+    C = torch.tensor([[0.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 0.0]],
+                     dtype=torch.float64)
+    P, u = pair_probs(C)
+    for M in (m_star(P, u), pmi(P, u), ppmi(P, u)):
+        assert torch.isfinite(M).all()
+        np.testing.assert_array_equal(M[2].numpy(), 0.0)
+        np.testing.assert_array_equal(M[:, 2].numpy(), 0.0)
