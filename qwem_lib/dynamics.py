@@ -343,7 +343,9 @@ def stable_lr(eigvals, *, lam_min: float | None = None, loss_scale: float = 1.0,
     eigenvalue, PAPER.md §8), and ``-λ_min`` at W ≈ 0.  GD is stable iff ``lr <
     2/(c κ)``; this returns ``safety · 2/(c κ)``.  With ``safety ≤ ½``, ``lr · c · λ_1 ≤
     ½`` and a mode's logistic map ``u ← u(1 + a(1 - u))^2`` (``u = s^2/λ``, ``a = lr c
-    λ``) never overshoots ``u = 1``.
+    λ``) never overshoots ``u = 1``.  The bound holds for losses of the form
+    ``c · ¼||W W^T - M*||^2`` (Setting 3.1, any normalisation); with non-constant pair
+    weights G (uniform or word2vec reweighting) it is only indicative.
 
     Parameters
     ----------

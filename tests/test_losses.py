@@ -7,9 +7,20 @@ import pytest
 import torch
 
 from qwem_lib.errors import QwemError
-from qwem_lib.losses import (expected_grad, expected_loss, pair_losses, qwem_neg,
-                             qwem_pos, quartic_minus_frobenius, reweighting,
-                             sampled_loss, sgns_neg, sgns_pos, subsample_keep_probs)
+from qwem_lib.losses import (
+    Reweighting,
+    expected_grad,
+    expected_loss,
+    pair_losses,
+    quartic_minus_frobenius,
+    qwem_neg,
+    qwem_pos,
+    reweighting,
+    sampled_loss,
+    sgns_neg,
+    sgns_pos,
+    subsample_keep_probs,
+)
 from qwem_lib.targets import m_star, pair_probs, setting31_weights
 
 F64 = torch.float64
@@ -41,13 +52,13 @@ def _all_reweightings(P, u):
 
 def test_qwem_is_sgns_taylor_series():
     x = torch.linspace(-3, 3, 61, dtype=F64)
-    for q, l in ((qwem_pos, sgns_pos), (qwem_neg, sgns_neg)):
-        # exact relation: q(x) = 2 (l(x) - log 2) + x^2/4 - 2 log cosh(x/2)
-        rhs = 2 * (l(x) - math.log(2)) + x**2 / 4 - 2 * torch.log(torch.cosh(x / 2))
+    for q, sg in ((qwem_pos, sgns_pos), (qwem_neg, sgns_neg)):
+        # exact relation: q(x) = 2 (sg(x) - log 2) + x^2/4 - 2 log cosh(x/2)
+        rhs = 2 * (sg(x) - math.log(2)) + x**2 / 4 - 2 * torch.log(torch.cosh(x / 2))
         _close(q(x), rhs, rtol=1e-12, atol=1e-12)
-        # hence q = 2 (l - log 2) + x^4/96 + O(x^6) near 0
+        # hence q = 2 (sg - log 2) + x^4/96 + O(x^6) near 0
         xs = torch.tensor([1e-2, 3e-2, 1e-1], dtype=F64)
-        resid = q(xs) - 2 * (l(xs) - math.log(2))
+        resid = q(xs) - 2 * (sg(xs) - math.log(2))
         np.testing.assert_allclose(resid.numpy(), (xs**4 / 96).numpy(), rtol=1e-2)
     assert pair_losses("qwem") == (qwem_pos, qwem_neg)
     # SGNS is evaluated stably far from 0
@@ -114,9 +125,10 @@ def test_theorem1_loss_minus_frobenius_is_constant(probs):
     P, u = probs
     M = m_star(P, u)
     const = -0.25 * float((M * M).sum())
+    s31 = reweighting("setting31", P, u)
     for seed, scale in [(0, 1e-3), (1, 0.3), (2, 1.0), (3, 3.0)]:
         W = _W(9, 4, seed, scale)
-        L = float(expected_loss(W, P, u, "qwem", reweight=reweighting("setting31", P, u)))
+        L = float(expected_loss(W, P, u, "qwem", reweight=s31))
         frob = 0.25 * float(((W @ W.T - M) ** 2).sum())
         assert L - frob == pytest.approx(const, rel=1e-10, abs=1e-10)
         assert quartic_minus_frobenius(W, P, u) == pytest.approx(const, rel=1e-10)
@@ -124,6 +136,14 @@ def test_theorem1_loss_minus_frobenius_is_constant(probs):
     rw = reweighting("word2vec", P, u, subsample_t=0.02)
     vals = [quartic_minus_frobenius(_W(9, 4, s), P, u, rw) for s in range(3)]
     np.testing.assert_allclose(vals, vals[0], rtol=1e-10)
+    # Ψ+ ≠ Ψ-: the target is no longer the unweighted one, M* = 2(a - b)/(a + b)
+    a = torch.linspace(0.5, 2.0, 9, dtype=F64)
+    rw = Reweighting("custom", a, None, u, negatives=2.0)
+    aP, bQ = a[:, None] * a[None, :] * P, 2.0 * u[:, None] * u[None, :]
+    _close(rw.target(P, u), 2 * (aP - bQ) / (aP + bQ), rtol=1e-12)
+    vals = [quartic_minus_frobenius(_W(9, 4, s), P, u, rw) for s in range(3)]
+    const = -float(((aP - bQ) ** 2 / (aP + bQ)).sum())         # -¼ Σ G M*²
+    np.testing.assert_allclose(vals, const, rtol=1e-10)
 
 
 def test_sampled_loss_exact_enumeration(probs):
@@ -148,7 +168,7 @@ def test_sampled_loss_exact_enumeration(probs):
 
 
 def test_sampled_gradient_monte_carlo(probs):
-    """Average gradient of minibatches drawn from P_ij and P_i n_j = expected gradient."""
+    """Mean gradient of minibatches drawn from P_ij and P_i n_j = expected gradient."""
     P, u = probs
     V, B, n_batches = len(u), 10_000, 20
     rw = reweighting("word2vec", P, u, subsample_t=0.02)
@@ -198,7 +218,8 @@ def test_reweightings_hand_worked():
     a, b = s31.weight_rows(P, u, 0, 2)
     np.testing.assert_allclose((a + b).numpy(), 1.0)                 # G = g = 1
     M = s31.target(P, u)
-    np.testing.assert_allclose(M.numpy(), [[-2, 2 / 33], [2 / 33, 2 * (255 - 256) / 511]])
+    np.testing.assert_allclose(M.numpy(), [[-2, 2 / 33],
+                                           [2 / 33, 2 * (255 - 256) / 511]])
 
     # word2vec, t = 1/17: p_0 = min(1, 1 + 1) = 1, p_1 = 1/4 + 1/16 = 5/16;
     # negatives from u^{3/4} ∝ (1, 8): n = (1/9, 8/9)
