@@ -232,7 +232,9 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         n_tokens, n_kept = tokens.n_tokens, len(tokens.ids)
         del tokens
         with watch.stage("eigen"):
-            eig = top_eigh(M, config.embed_dim, progress=progress)
+            # Most iterations in float32 (twice the speed), finished in float64.
+            eig = top_eigh(M, config.embed_dim, work_dtype=torch.float32,
+                           progress=progress)
             eig = EighResult(eig.eigvals.cpu(), eig.eigvecs.cpu(), eig.residuals.cpu(),
                              eig.n_matvecs, eig.n_restarts)
         if cache:

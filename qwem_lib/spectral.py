@@ -47,15 +47,35 @@ class EighResult:
     n_restarts: int
 
 
+def _cholesky_qr(Z: torch.Tensor) -> torch.Tensor | None:
+    """Orthonormal basis of Z's columns by Cholesky QR (BLAS-3 only), or None.
+
+    ``Z^T Z = L L^T`` and ``Z L^{-T}``: an order of magnitude faster than Householder
+    QR for tall blocks on CPUs.  Columns are scaled to unit norm first; None when the
+    Gram matrix is not numerically positive definite (nearly dependent columns).
+    """
+    norms = torch.linalg.vector_norm(Z, dim=0)
+    if not bool((norms > 0).all()):
+        return None
+    Z = Z / norms
+    L, info = torch.linalg.cholesky_ex(Z.T @ Z)
+    if int(info) != 0:
+        return None
+    return torch.linalg.solve_triangular(L, Z.T, upper=False).T
+
+
 def _orthonormalize(Z: torch.Tensor, Q: torch.Tensor | None) -> torch.Tensor:
     """Columns of Z made orthonormal and orthogonal to Q (block Gram-Schmidt, twice).
 
-    The second pass restores orthogonality lost when Z was nearly inside span(Q).
+    Each pass projects out span(Q) and orthonormalises by Cholesky QR; two passes
+    ("twice is enough") restore the orthogonality one pass loses when Z is nearly
+    inside span(Q) or badly conditioned.  Householder QR is the fallback.
     """
     for _ in range(2):
         if Q is not None and Q.shape[1]:
             Z = Z - Q @ (Q.T @ Z)
-        Z = torch.linalg.qr(Z).Q
+        Y = _cholesky_qr(Z)
+        Z = torch.linalg.qr(Z).Q if Y is None else Y
     return Z
 
 
@@ -109,7 +129,7 @@ def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
 
 
 def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
-             n_blocks: int = 3, tol: float | None = None, max_restarts: int = 60,
+             n_blocks: int = 4, tol: float | None = None, max_restarts: int = 60,
              work_dtype: torch.dtype | None = None, seed: int = 0,
              progress: bool = False, callback=None) -> EighResult:
     """Top-k eigenpairs (largest algebraic eigenvalues) of a symmetric matrix.
@@ -122,7 +142,7 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
     k : int
         Number of eigenpairs, ``1 <= k < V``.
     block_size : int, optional
-        Columns per Krylov block; default ``k + max(16, k // 4)``, capped at V.
+        Columns per Krylov block; default ``k + max(16, k // 6)``, capped at V.
     n_blocks : int
         Krylov depth between restarts.
     tol : float, optional
@@ -159,7 +179,7 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
     dtype, device = M.dtype, M.device
     if tol is None:
         tol = max(1e-7, 50 * torch.finfo(dtype).eps)
-    b = min(block_size or k + max(16, k // 4), V)
+    b = min(block_size or k + max(16, k // 6), V)
     if V <= max(3 * b, 600):      # small problems: dense is cheaper and exact
         w, U = torch.linalg.eigh(M)
         w, U = w.flip(0)[:k], U.flip(1)[:, :k]
