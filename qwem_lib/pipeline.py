@@ -27,6 +27,8 @@ __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "default_device", "statisti
            "closed_form"]
 
 METHODS = ("mstar", "ppmi", "pmi")
+# Bump when the eigensolver's defaults or accuracy change: it is part of cache keys.
+_SOLVER_VERSION = "block-krylov-2"
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -96,8 +98,9 @@ class EmbedConfig:
             raise QwemError(f"negatives must be > 0, got {self.negatives}")
 
     def key(self) -> str:
-        """Short hash naming cached results of this configuration."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """Short hash naming cached results of this configuration (and of the solver
+        version, so results of an older eigensolver are not reused)."""
+        text = json.dumps(asdict(self) | {"solver": _SOLVER_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -8,8 +8,9 @@ import os
 
 # Chapters read QWEM_SCALE in their configuration cell; tests run them small.
 os.environ.setdefault("QWEM_SCALE", "small")
-# Figures render off-screen, in this process and in the notebook kernels (whose inline
-# backend still captures them).
+# Figures render off-screen, in this process and in the notebook kernels (so under
+# nbval the kernels draw nothing to capture: chapters check numbers with assert, and
+# `make book`, which does not set this, renders the figures).
 os.environ.setdefault("MPLBACKEND", "Agg")
 # One BLAS/OpenMP pool sized to the machine: without a cap, torch and numpy in a kernel
 # plus pytest itself can oversubscribe small CI machines.
