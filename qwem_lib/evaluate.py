@@ -32,6 +32,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from qwem_lib.data import eval_path
 from qwem_lib.errors import QwemError
 
 __all__ = [
@@ -53,20 +54,6 @@ PathLike = Union[str, os.PathLike]
 
 #: Short names of the bundled similarity benchmarks.
 SIMILARITY_BENCHMARKS = ("men", "ws353", "ws353_sim", "ws353_rel")
-
-_EVAL_FILES = {
-    "questions-words": "questions-words.txt",
-    "men": "men_natural.txt",
-    "ws353": "wordsim353.tsv",
-    "ws353_sim": "ws353_similarity.txt",
-    "ws353_rel": "ws353_relatedness.txt",
-}
-
-
-def _eval_file(name: str) -> Path:
-    """Path of a bundled evaluation file, by short name (see ``_EVAL_FILES``)."""
-    return Path(__file__).parent / "data_files" / "eval" / _EVAL_FILES[name]
-
 
 # ----------------------------------------------------------------------------- results
 
@@ -185,7 +172,7 @@ def load_analogies(path: PathLike | None = None) -> dict[str, list[tuple[str, ..
     dict of str to list of (str, str, str, str)
         Category -> questions in file order, words lowercased.
     """
-    path = _eval_file("questions-words") if path is None else Path(path)
+    path = eval_path("questions-words") if path is None else Path(path)
     out: dict[str, list[tuple[str, ...]]] = {}
     cat = None
     for n, line in enumerate(_read_lines(path, "load_analogies"), start=1):
@@ -235,7 +222,7 @@ def load_similarity(name_or_path: PathLike) -> list[tuple[str, str, float]]:
         Pairs in file order, words lowercased.
     """
     if isinstance(name_or_path, str) and name_or_path in SIMILARITY_BENCHMARKS:
-        path = _eval_file(name_or_path)
+        path = eval_path(name_or_path)
     else:
         path = Path(name_or_path)
         if not path.is_file():
