@@ -1,0 +1,598 @@
+"""Training QWEM (or SGNS) embeddings by gradient descent, with checkpoints and history.
+
+PAPER.md §1-4.  One trainer, two modes, sharing :class:`History` and the checkpoint
+format:
+
+* **full batch** (``batch_size=None``): gradient descent on the expected loss
+  ``L(W) = sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``
+  (:func:`qwem_lib.losses.expected_grad`).  For QWEM under Setting 3.1 (``G = g = 1``)
+  ``∇L = (W W^T - M*) W`` exactly, so a step of size η is an Euler step of the flow
+  ``dW/dt = -½(W W^T - M*) W`` of length ``Δt = 2η`` (PAPER.md §3,
+  :func:`qwem_lib.dynamics.flow_time_per_step`).
+* **minibatch SGD** (``batch_size=B``): B positive pairs ``(i, j) ~ P_ij`` and B
+  negative pairs ``i ~ P_i, j ~ n_j`` (the reweighting's negative distribution) per
+  step, weighted by :meth:`qwem_lib.losses.Reweighting.pair_weights`, loss
+  :func:`qwem_lib.losses.sampled_loss`, plain SGD on the tied W.  The estimator is
+  unbiased: ``E[sampled_loss] = expected_loss`` for every W, so its gradient has the
+  full-batch gradient as its mean, and one step advances the same flow time
+  ``Δt = 2 η c`` in expectation (the noise averages out over the many steps a mode
+  takes to grow).
+
+The loss scale c (``F ≈ c · ¼||W W^T - M*||^2 + const``) is 1 for QWEM and ½ for SGNS
+(whose Taylor expansion is half the quartic loss, see :mod:`qwem_lib.losses`); the
+flow time is exact for QWEM under Setting 3.1 and nominal for the uniform and word2vec
+reweightings, whose pair weights G are not constant.
+
+Checkpoints are taken at log-spaced steps (plus step 0); each records the expected
+loss, the flow time, the singular values of W and, if ``words`` are given, the analogy
+accuracy (:func:`qwem_lib.evaluate.analogy_paper`).  With ``out_dir`` the full state
+(W, step, RNG state, history) is written atomically to ``out_dir/checkpoint.npz`` at
+every checkpoint, and ``resume=True`` continues from it bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._atomic import atomic_path
+from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
+                       timescales)
+from .errors import QwemError
+from .losses import (LOSSES, REWEIGHTINGS, Reweighting, expected_grad, expected_loss,
+                     reweighting, sampled_loss)
+from .pipeline import default_device
+from .spectral import top_eigh
+
+__all__ = ["TrainConfig", "History", "TrainResult", "Spectrum", "spectrum",
+           "loss_scale", "resolve_lr", "resolve_steps", "checkpoint_steps",
+           "sample_pairs", "PairSampler", "minibatch_grad", "train", "default_device"]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.json"
+
+
+# ----------------------------------------------------------------------------------
+# configuration and history
+# ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (PAPER.md §4).
+
+    Attributes
+    ----------
+    loss : {"qwem", "sgns"}
+    reweight : {"setting31", "word2vec", "uniform"}
+        Pair reweighting (:func:`qwem_lib.losses.reweighting`).
+    embed_dim : int
+        d.
+    init_scale : float
+        Init entries ``N(0, (init_scale/√d)^2)`` (paper: 1e-12, or 0.1 word2vec-like).
+    lr : float or "auto"
+        Learning rate; ``"auto"``: :func:`resolve_lr` (stable from M*'s spectrum).
+    steps : int or "auto"
+        Number of steps; ``"auto"``: :func:`resolve_steps` (until the d-th mode is
+        learned), capped at ``max_steps``.
+    batch_size : int or None
+        Positive (and as many negative) pairs per step; None: full batch.
+    seed : int
+        Seeds the init and the pair sampler (one ``torch.Generator``).
+    dtype : {"float64", "float32"}
+    n_checkpoints : int
+        Log-spaced checkpoints (besides step 0).
+    negatives : float
+        k, the weight of the negative term.
+    subsample_t : float
+        word2vec reweighting's subsampling threshold.
+    max_steps : int
+        Cap on ``steps="auto"``.
+    time_factor : float
+        ``steps="auto"`` runs to flow time ``time_factor · τ_d``.
+    lr_safety : float
+        Fraction of the stability limit used by ``lr="auto"``.
+    """
+
+    loss: str = "qwem"
+    reweight: str = "setting31"
+    embed_dim: int = 2
+    init_scale: float = 1e-8
+    lr: float | str = "auto"
+    steps: int | str = "auto"
+    batch_size: int | None = None
+    seed: int = 0
+    dtype: str = "float64"
+    n_checkpoints: int = 50
+    negatives: float = 1.0
+    subsample_t: float = 1e-5
+    max_steps: int = 1_000_000
+    time_factor: float = 1.5
+    lr_safety: float = 0.5
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise QwemError(f"unknown loss {self.loss!r}; use one of "
+                            f"{', '.join(LOSSES)}")
+        if self.reweight not in REWEIGHTINGS:
+            raise QwemError(f"unknown reweighting {self.reweight!r}; use one of "
+                            f"{', '.join(REWEIGHTINGS)}")
+        if self.dtype not in _DTYPES:
+            raise QwemError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        if not (self.lr == "auto" or (isinstance(self.lr, (int, float))
+                                      and self.lr > 0)):
+            raise QwemError(f"lr must be > 0 or 'auto', got {self.lr!r}")
+        if not (self.steps == "auto" or (isinstance(self.steps, int)
+                                         and self.steps >= 1)):
+            raise QwemError(f"steps must be a positive int or 'auto', got "
+                            f"{self.steps!r}")
+        if self.batch_size is not None and not self.batch_size >= 1:
+            raise QwemError(f"batch_size must be >= 1 or None (full batch), got "
+                            f"{self.batch_size}")
+        if self.embed_dim < 1 or self.n_checkpoints < 1 or self.max_steps < 1:
+            raise QwemError("embed_dim, n_checkpoints and max_steps must be >= 1")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    """What a run recorded at its checkpoints (equal-length lists).
+
+    Attributes
+    ----------
+    step : list of int
+    t : list of float
+        Flow time of PAPER.md §3 (``step · 2 lr c``).
+    loss : list of float
+        Expected loss (:func:`qwem_lib.losses.expected_loss`) at W.
+    singular_values : list of list of float
+        The d singular values of W, descending, per checkpoint.
+    analogy : list of (float or None)
+        Analogy accuracy (paper's protocol) if words were given, else None.
+    """
+
+    step: list = field(default_factory=list)
+    t: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    singular_values: list = field(default_factory=list)
+    analogy: list = field(default_factory=list)
+
+    _FIELDS = ("step", "t", "loss", "singular_values", "analogy")
+
+    def __post_init__(self):
+        n = {len(getattr(self, f)) for f in self._FIELDS}
+        if len(n) > 1:
+            raise QwemError("a History needs equal-length lists step, t, loss, "
+                            "singular_values and analogy")
+
+    def append(self, step: int, t: float, loss: float, singular_values,
+               analogy: float | None) -> None:
+        self.step.append(int(step))
+        self.t.append(float(t))
+        self.loss.append(float(loss))
+        self.singular_values.append([float(s) for s in singular_values])
+        self.analogy.append(None if analogy is None else float(analogy))
+
+    def to_dict(self) -> dict:
+        return {f: list(getattr(self, f)) for f in self._FIELDS}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        try:
+            return cls(**{f: list(d[f]) for f in cls._FIELDS})
+        except (KeyError, TypeError) as e:
+            raise QwemError(f"not a training history (missing {e})") from None
+
+    def save(self, path) -> Path:
+        """Write the history as JSON, atomically."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path) -> "History":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise QwemError(f"cannot read the training history {path}: {e}") from None
+        return cls.from_dict(d)
+
+    def s2(self) -> np.ndarray:
+        """Squared singular values, ``(T, d)`` float64."""
+        return np.asarray(self.singular_values, dtype=np.float64) ** 2
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    W : (V, d) tensor
+        Final embeddings (on the training device).
+    history : History
+    lr : float
+        The learning rate used (resolved if ``"auto"``).
+    steps : int
+        The number of steps run (resolved if ``"auto"``).
+    dt : float
+        Flow time per step.
+    config : TrainConfig
+    """
+
+    W: torch.Tensor
+    history: History
+    lr: float
+    steps: int
+    dt: float
+    config: TrainConfig
+
+
+# ----------------------------------------------------------------------------------
+# learning rate, number of steps, checkpoints
+# ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """The part of M*'s spectrum the defaults need.
+
+    Attributes
+    ----------
+    eigvals : (d,) float64 tensor
+        Top-d eigenvalues, descending.
+    lam_min : float
+        Smallest (most negative) eigenvalue.
+    """
+
+    eigvals: torch.Tensor
+    lam_min: float
+
+
+def spectrum(M_star: torch.Tensor, d: int) -> Spectrum:
+    """Top-d and smallest eigenvalues of M* (:func:`qwem_lib.spectral.top_eigh`).
+
+    The smallest algebraic eigenvalue is the largest of ``-M*``.  Tiny matrices
+    (``d + 1 >= V``) use a dense eigensolver.
+    """
+    V = M_star.shape[0]
+    M = M_star.to(torch.float64)
+    if d + 1 >= V:
+        ev = torch.linalg.eigvalsh(M).flip(0)
+        return Spectrum(ev[:d].cpu(), float(ev[-1]))
+    top = top_eigh(M, d).eigvals.cpu()
+    low = -float(top_eigh(-M, 1).eigvals[0])
+    return Spectrum(top, low)
+
+
+def loss_scale(loss: str) -> float:
+    """c in ``F ≈ c · ¼||W W^T - M*||^2``: 1 for QWEM, ½ for SGNS (near W = 0)."""
+    return 1.0 if loss == "qwem" else 0.5
+
+
+def resolve_lr(config: TrainConfig, spec: Spectrum | None) -> float:
+    """The configured lr, or :func:`qwem_lib.dynamics.stable_lr` for ``"auto"``.
+
+    A finite step lags the flow: a growing mode is multiplied by ``(1 + lr c λ)^2``
+    per step instead of ``e^{2 lr c λ}``.  With the default ``lr_safety = ½``,
+    ``lr c λ_1 ≤ ¼`` and the top mode's growth time is at most ``0.5/ln(1.25^2) - 1
+    ≈ 12%`` longer than the flow's (less for smaller λ); take a smaller lr when
+    timescales are compared more closely.
+    """
+    if config.lr != "auto":
+        return float(config.lr)
+    return stable_lr(spec.eigvals, lam_min=spec.lam_min,
+                     loss_scale=loss_scale(config.loss), safety=config.lr_safety)
+
+
+def resolve_steps(config: TrainConfig, spec: Spectrum | None, s2_0: float,
+                  dt: float) -> int:
+    """The configured steps, or enough to reach ``time_factor · τ_d`` (≤ max_steps).
+
+    ``τ_d = ln(λ_d / s^2(0)) / λ_d`` with ``s^2(0) = ||W0||_F^2 / V``
+    (:func:`qwem_lib.dynamics.timescales`, :func:`~qwem_lib.dynamics.init_projection`).
+    If ``λ_d ≤ 0`` the d-th mode is never learned and ``max_steps`` is used.
+    """
+    if config.steps != "auto":
+        return int(config.steps)
+    tau = float(timescales(spec.eigvals, max(s2_0, 1e-300)).tau[-1])
+    if not math.isfinite(tau):
+        return int(config.max_steps)
+    n = math.ceil(config.time_factor * max(tau, 0.0) / dt)
+    return int(min(max(n, 1), config.max_steps))
+
+
+def checkpoint_steps(steps: int, n: int) -> list[int]:
+    """Step 0, then ``n`` log-spaced steps up to ``steps`` (deduplicated, sorted)."""
+    pts = np.unique(np.round(np.logspace(0, np.log10(max(steps, 1)), n)).astype(int))
+    return sorted({0, int(steps), *(int(p) for p in pts if 1 <= p <= steps)})
+
+
+# ----------------------------------------------------------------------------------
+# the minibatch estimator
+# ----------------------------------------------------------------------------------
+
+def _cdf(p: torch.Tensor) -> torch.Tensor:
+    c = torch.cumsum(p.reshape(-1).to(torch.float64), 0)
+    return c / c[-1]
+
+
+def _draw(cdf: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    u = torch.rand(n, dtype=torch.float64, device=cdf.device, generator=generator)
+    return torch.searchsorted(cdf, u, right=True).clamp_max_(cdf.numel() - 1)
+
+
+def sample_pairs(pair_cdf: torch.Tensor, uni_cdf: torch.Tensor,
+                 neg_cdf: torch.Tensor, batch_size: int,
+                 generator: torch.Generator):
+    """Draw B positive pairs ``(i, j) ~ P_ij`` and B negatives ``i ~ P_i, j ~ n_j``.
+
+    Inverse-CDF sampling: uniform draws located in a cumulative sum with
+    ``torch.searchsorted`` (``right=True`` skips zero-probability entries).
+
+    Parameters
+    ----------
+    pair_cdf : (V*V,) float64
+        Normalised cumulative sum of the flattened ``P_ij``.
+    uni_cdf, neg_cdf : (V,) float64
+        Cumulative sums of the unigram and of the negative distribution.
+    batch_size : int
+    generator : torch.Generator on the cdfs' device
+
+    Returns
+    -------
+    pos_i, pos_j, neg_i, neg_j : (B,) int64 tensors
+    """
+    V = uni_cdf.numel()
+    flat = _draw(pair_cdf, batch_size, generator)
+    pos_i, pos_j = flat // V, flat % V
+    neg_i = _draw(uni_cdf, batch_size, generator)
+    neg_j = _draw(neg_cdf, batch_size, generator)
+    return pos_i, pos_j, neg_i, neg_j
+
+
+class PairSampler:
+    """Minibatches of positive and negative pairs with their reweighting weights.
+
+    Parameters
+    ----------
+    P_ij : (V, V) tensor
+    unigram : (V,) tensor
+    rw : Reweighting
+        Gives the negative distribution and :meth:`~Reweighting.pair_weights`.
+    """
+
+    def __init__(self, P_ij, unigram, rw: Reweighting):
+        self.P, self.uni, self.rw = P_ij, unigram, rw
+        self.pair_cdf = _cdf(P_ij)
+        self.uni_cdf = _cdf(unigram)
+        self.neg_cdf = self.uni_cdf if rw.neg_dist is unigram else _cdf(rw.neg_dist)
+
+    def draw(self, batch_size: int, generator: torch.Generator):
+        """``(pos_i, pos_j, neg_i, neg_j), Ψ+ at positives, k Ψ- at negatives``."""
+        pairs = sample_pairs(self.pair_cdf, self.uni_cdf, self.neg_cdf, batch_size,
+                             generator)
+        wp, wn = self.rw.pair_weights(self.P, self.uni, *pairs)
+        return pairs, wp, wn
+
+
+def minibatch_grad(W: torch.Tensor, sampler: "PairSampler", batch_size: int, loss: str,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of :func:`qwem_lib.losses.sampled_loss` on one fresh minibatch.
+
+    Returns
+    -------
+    grad : (V, d) tensor
+        An unbiased estimate of :func:`qwem_lib.losses.expected_grad`.
+    value : scalar tensor
+        The minibatch loss.
+    """
+    (pi, pj, ni, nj), wp, wn = sampler.draw(batch_size, generator)
+    Wg = W.detach().requires_grad_(True)
+    value = sampled_loss(Wg, pi, pj, ni, nj, loss, pos_weight=wp.to(W.dtype),
+                         neg_weight=wn.to(W.dtype))
+    (grad,) = torch.autograd.grad(value, Wg)
+    return grad, value.detach()
+
+
+# ----------------------------------------------------------------------------------
+# checkpoints on disk
+# ----------------------------------------------------------------------------------
+
+def _save_checkpoint(path: Path, W, step, steps, lr, generator, history, config):
+    with atomic_path(path) as tmp:
+        np.savez(tmp, W=W.detach().cpu().numpy(), step=np.int64(step),
+                 steps=np.int64(steps), lr=np.float64(lr),
+                 rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
+                 history=np.array(history.to_json()),
+                 config=np.array(json.dumps(config.to_dict())))
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ck = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise QwemError(f"cannot read the checkpoint {path}: {e}; delete it to start "
+                        "afresh") from None
+    saved = json.loads(str(ck["config"]))
+    if saved != json.loads(json.dumps(config.to_dict())):
+        raise QwemError(f"the checkpoint {path} was written with another "
+                        "configuration; use the same settings to resume, or another "
+                        "--out")
+    return ck
+
+
+# ----------------------------------------------------------------------------------
+# the trainer
+# ----------------------------------------------------------------------------------
+
+def _rank(s2: torch.Tensor, eigvals: torch.Tensor | None) -> int:
+    """Learned modes: ``s_k^2 > λ_k/2`` if λ is known, else ``s_k^2 > s_1^2/100``."""
+    s2 = s2.cpu()
+    if eigvals is not None:
+        lam = eigvals[: s2.numel()].to(s2.dtype)
+        return int(((s2 > 0.5 * lam) & (lam > 0)).sum())
+    return int((s2 > 1e-2 * s2[0]).sum()) if float(s2[0]) > 0 else 0
+
+
+def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
+          M_star: torch.Tensor | None = None, eigvals=None,
+          words=None, questions=None, device=None, out_dir=None,
+          resume: bool = False, until: int | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train tied embeddings W on the reweighted QWEM or SGNS loss (PAPER.md §1-4).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    P_ij : (V, V) tensor
+        Pair distribution (sums to 1), e.g. from :func:`qwem_lib.targets.pair_probs`.
+    unigram : (V,) tensor
+    M_star : (V, V) tensor, optional
+        The reweighting's target; built when the spectrum is needed
+        (``lr``/``steps="auto"``) and not given.
+    eigvals : (>= d,) array, optional
+        Top eigenvalues of M*, descending: used for the progress bar's rank (modes
+        with ``s_k^2 > λ_k/2``); computed when the spectrum is needed anyway.
+    words : sequence of str, optional
+        The vocabulary: record analogy accuracy at each checkpoint (slow).
+    questions : optional
+        Analogy questions for :func:`qwem_lib.evaluate.analogy_paper`.
+    device : str or torch.device, optional
+        Default CUDA if available, else CPU.
+    out_dir : path, optional
+        Write ``checkpoint.npz`` at every checkpoint and ``history.json`` at the end.
+    resume : bool
+        Continue from ``out_dir/checkpoint.npz`` if present (same config required).
+    until : int, optional
+        Stop after this step (saving a checkpoint there if ``out_dir`` is given)
+        instead of at the end; for interrupting a run on purpose.
+    progress : bool
+        Show a tqdm bar (step, loss, rank).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    QwemError
+        If the loss or W becomes NaN/inf (names the step and the lr).
+    """
+    from tqdm.auto import tqdm
+
+    dev = default_device(device)
+    dtype = config.torch_dtype
+    if P_ij.ndim != 2 or P_ij.shape[0] != P_ij.shape[1]:
+        raise QwemError(f"P_ij must be (V, V), got {tuple(P_ij.shape)}")
+    V, d = P_ij.shape[0], config.embed_dim
+    if d >= V:
+        raise QwemError(f"embed_dim d = {d} must be smaller than the vocabulary "
+                        f"size V = {V}")
+    if resume and out_dir is None:
+        raise QwemError("resume=True needs out_dir (where the checkpoint is)")
+    P = P_ij.to(device=dev, dtype=dtype)
+    uni = unigram.to(device=dev, dtype=dtype)
+    rw = reweighting(config.reweight, P, uni, negatives=config.negatives,
+                     subsample_t=config.subsample_t)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(config.seed))
+    ck_path = None if out_dir is None else Path(out_dir) / CHECKPOINT
+
+    need_spec = config.lr == "auto" or config.steps == "auto"
+    spec = None
+    if eigvals is not None:
+        eigvals = torch.as_tensor(np.asarray(eigvals, dtype=np.float64))
+    ck = _load_checkpoint(ck_path, config) if resume and ck_path.exists() else None
+    if ck is not None:
+        W = torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
+        start, steps, lr = int(ck["step"]), int(ck["steps"]), float(ck["lr"])
+        gen.set_state(torch.from_numpy(ck["rng_state"].copy()))
+        history = History.from_dict(json.loads(str(ck["history"])))
+    else:
+        W = random_init(V, d, config.init_scale, dtype=dtype, device=dev,
+                        generator=gen)
+        start, history = 0, History()
+        if need_spec:
+            if M_star is None:
+                M_star = rw.target(P_ij.to(torch.float64).cpu(),
+                                   unigram.to(torch.float64).cpu())
+            spec = spectrum(M_star, d)
+            if eigvals is None:
+                eigvals = spec.eigvals
+        lr = resolve_lr(config, spec)
+    dt = flow_time_per_step(lr, loss_scale(config.loss))
+    if ck is None:
+        steps = resolve_steps(config, spec, init_projection(W), dt)
+    marks = set(checkpoint_steps(steps, config.n_checkpoints))
+    stop = steps if until is None else min(int(until), steps)
+    sampler = None if config.batch_size is None else PairSampler(P, uni, rw)
+
+    def record(step):
+        with torch.no_grad():
+            value = float(expected_loss(W, P, uni, config.loss, reweight=rw))
+            sv = torch.linalg.svdvals(W.to(torch.float64))
+        acc = None
+        if words is not None:
+            from .evaluate import analogy_paper
+            acc = analogy_paper(W, words, questions, device=dev).accuracy
+        history.append(step, step * dt, value, sv.cpu().tolist(), acc)
+        return value, sv
+
+    def diverged(step, what):
+        raise QwemError(f"training diverged at step {step}: {what} became NaN/inf "
+                        f"with learning rate {lr:g}; use a smaller --lr (or --lr "
+                        "auto)")
+
+    if start == 0 and not history.step:
+        value, sv = record(0)
+        if not math.isfinite(value):
+            diverged(0, "the loss")
+    refresh = max(1, steps // 1000)
+    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step",
+               dynamic_ncols=True)
+    try:
+        for step in range(start + 1, stop + 1):
+            if sampler is None:
+                grad = expected_grad(W, P, uni, config.loss, reweight=rw)
+            else:
+                grad, _ = minibatch_grad(W, sampler, config.batch_size, config.loss,
+                                         gen)
+            W.sub_(grad.to(dtype), alpha=lr)
+            if not bool(torch.isfinite(W).all()):
+                diverged(step, "W")
+            if step in marks and (not history.step or history.step[-1] < step):
+                value, sv = record(step)
+                if not math.isfinite(value):
+                    diverged(step, "the loss")
+                if ck_path is not None:
+                    _save_checkpoint(ck_path, W, step, steps, lr, gen, history,
+                                     config)
+                bar.set_postfix(loss=f"{value:.4g}",
+                                rank=_rank(sv * sv, eigvals), refresh=False)
+            if step % refresh == 0 or step == stop:
+                bar.update(step - bar.n)
+        if ck_path is not None and stop < steps and \
+                (not history.step or history.step[-1] != stop):
+            _save_checkpoint(ck_path, W, stop, steps, lr, gen, history, config)
+    finally:
+        bar.close()
+    if out_dir is not None and stop == steps:
+        history.save(Path(out_dir) / HISTORY)
+    return TrainResult(W, history, lr, steps, dt, config)

@@ -1,0 +1,201 @@
+"""The trainer: convergence, timescales, unbiased minibatches, resume, divergence."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qwem_lib import dynamics
+from qwem_lib.errors import QwemError
+from qwem_lib.losses import expected_grad, reweighting
+from qwem_lib.targets import pair_probs
+from qwem_lib.train import (History, PairSampler, TrainConfig, checkpoint_steps,
+                            minibatch_grad, spectrum, train)
+
+CPU = torch.device("cpu")
+
+
+def _problem(V=12, rank=3, seed=0):
+    """P_ij, unigram from symmetric counts with a low-rank part (separated spectrum)."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.rand(V, rank, generator=g, dtype=torch.float64)
+    C = 5.0 * A @ A.T + torch.rand(V, V, generator=g, dtype=torch.float64)
+    return pair_probs(C + C.T)
+
+
+def _mstar(P, u, name="setting31"):
+    return reweighting(name, P, u).target(P, u)
+
+
+@pytest.fixture(scope="module")
+def full_batch_run():
+    """Full-batch GD from small init, small lr (close to the flow), many checkpoints."""
+    P, u = _problem()
+    M = _mstar(P, u)
+    lam, vecs = torch.linalg.eigh(M)
+    lam, vecs = lam.flip(0), vecs.flip(1)
+    cfg = TrainConfig(embed_dim=3, init_scale=1e-6, lr=0.02, steps="auto",
+                      n_checkpoints=200, time_factor=1.5)
+    res = train(cfg, P, u, M_star=M, device=CPU, progress=False)
+    return res, lam, vecs
+
+
+def test_full_batch_converges_to_top_eigenspace(full_batch_run):
+    res, lam, vecs = full_batch_run
+    d = res.config.embed_dim
+    U = torch.linalg.svd(res.W, full_matrices=False).U
+    overlap = float((vecs[:, :d].T @ U).pow(2).sum()) / d
+    assert overlap > 0.99
+    s2 = torch.linalg.svdvals(res.W) ** 2
+    assert torch.allclose(s2, lam[:d], rtol=1e-3, atol=0)
+    # The loss fell, and the run reached 1.5 tau_d in flow time.
+    assert res.history.loss[-1] < res.history.loss[0]
+    tau_d = float(dynamics.timescales(lam[:d], _s2_0(res)).tau[-1])
+    assert res.history.t[-1] >= 1.5 * tau_d - res.dt
+
+
+def _s2_0(res):
+    """``||W0||_F^2 / V`` from the recorded initial singular values."""
+    V = res.W.shape[0]
+    return sum(s * s for s in res.history.singular_values[0]) / V
+
+
+def test_half_learned_times_match_theory(full_batch_run):
+    res, lam, _ = full_batch_run
+    d = res.config.embed_dim
+    h = res.history
+    assert len(h.step) == len(h.t) == len(h.loss) == len(h.singular_values)
+    assert h.step[0] == 0 and h.step[-1] == res.steps
+    assert np.allclose(h.t, np.asarray(h.step) * res.dt)
+    measured = dynamics.crossing_times(h.t, h.s2(), lam[:d].numpy() / 2)
+    predicted = dynamics.timescales(lam[:d], _s2_0(res)).t_half.numpy()
+    ratio = measured / predicted
+    assert np.all(np.abs(ratio - 1) < 0.15), ratio
+
+
+@pytest.mark.parametrize("loss,scheme", [("qwem", "setting31"), ("sgns", "word2vec")])
+def test_minibatch_gradient_is_unbiased(loss, scheme):
+    P, u = _problem(V=12)
+    rw = reweighting(scheme, P, u, subsample_t=0.05)
+    W = 0.5 * torch.randn(12, 2, generator=torch.Generator().manual_seed(1),
+                          dtype=torch.float64)
+    full = expected_grad(W, P, u, loss, reweight=rw)
+    sampler = PairSampler(P, u, rw)
+    gen = torch.Generator().manual_seed(2)
+    grads = torch.stack([minibatch_grad(W, sampler, 400, loss, gen)[0]
+                         for _ in range(400)])
+    mean = grads.mean(0)
+    se = grads.std(0) / math.sqrt(grads.shape[0])
+    z = (mean - full).abs() / (se + 1e-15)
+    assert float(z.max()) < 5.0, float(z.max())
+    # ... and the estimate is informative: the standard error is small.
+    assert float(se.max()) < 0.1 * float(full.abs().max())
+
+
+def test_sampled_pairs_follow_P():
+    P, u = _problem(V=6)
+    rw = reweighting("setting31", P, u)
+    (pi, pj, ni, nj), _, _ = PairSampler(P, u, rw).draw(
+        200_000, torch.Generator().manual_seed(0))
+    freq = torch.zeros(36, dtype=torch.float64).index_add_(
+        0, pi * 6 + pj, torch.ones(pi.numel(), dtype=torch.float64)) / pi.numel()
+    assert torch.allclose(freq, P.reshape(-1), atol=5e-3)
+    fi = torch.bincount(ni, minlength=6).double() / ni.numel()
+    assert torch.allclose(fi, u, atol=5e-3)
+
+
+@pytest.mark.parametrize("until", [14, 17])   # a checkpoint step, and not
+def test_resume_matches_uninterrupted_run(tmp_path, until):
+    P, u = _problem(V=10)
+    cfg = TrainConfig(embed_dim=2, init_scale=0.1, lr=0.05, steps=40, batch_size=32,
+                      n_checkpoints=8, seed=3)
+    ref = train(cfg, P, u, device=CPU, progress=False)
+    part = train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                 until=until)
+    assert not (tmp_path / "history.json").exists()      # not complete yet
+    assert not torch.equal(part.W, ref.W)
+    done = train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                 resume=True)
+    assert torch.equal(done.W, ref.W)
+    assert done.history.to_dict() == ref.history.to_dict()
+    assert History.load(tmp_path / "history.json").to_dict() == ref.history.to_dict()
+    other = TrainConfig(embed_dim=2, init_scale=0.1, lr=0.06, steps=40,
+                        batch_size=32, n_checkpoints=8, seed=3)
+    with pytest.raises(QwemError, match="another configuration"):
+        train(other, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True)
+
+
+def test_divergence_names_step_and_lr(tmp_path):
+    P, u = _problem(V=10)
+    cfg = TrainConfig(embed_dim=2, init_scale=1.0, lr=1e4, steps=50)
+    with pytest.raises(QwemError, match=r"step \d+.*learning rate 10000.*--lr"):
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path)
+    assert not (tmp_path / "history.json").exists()
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_history_json_round_trip(tmp_path):
+    h = History()
+    h.append(0, 0.0, 1.5, [0.3, 0.1], None)
+    h.append(10, 2.5, -0.25, [1.0, 0.5], 0.125)
+    path = h.save(tmp_path / "h" / "history.json")
+    back = History.load(path)
+    assert back == h
+    assert json.loads(path.read_text())["analogy"] == [None, 0.125]
+    with pytest.raises(QwemError):
+        History(step=[0], t=[], loss=[], singular_values=[], analogy=[])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(QwemError, match="not a training history"):
+        History.load(tmp_path / "bad.json")
+
+
+def test_auto_lr_is_stable_on_random_mstar():
+    V, d = 20, 4
+    g = torch.Generator().manual_seed(5)
+    C = torch.rand(V, V, generator=g, dtype=torch.float64) ** 4
+    P, u = pair_probs(C + C.T)
+    M = _mstar(P, u)
+    spec = spectrum(M, d)
+    full = torch.linalg.eigvalsh(M)
+    assert torch.allclose(spec.eigvals, full.flip(0)[:d], atol=1e-8)
+    assert abs(spec.lam_min - float(full[0])) < 1e-8
+    cfg = TrainConfig(embed_dim=d, init_scale=1e-4, max_steps=3000)
+    res = train(cfg, P, u, M_star=M, device=CPU, progress=True)
+    assert res.lr == pytest.approx(dynamics.stable_lr(
+        spec.eigvals, lam_min=spec.lam_min))
+    assert all(math.isfinite(x) for x in res.history.loss)
+    assert res.history.loss[-1] < res.history.loss[0]
+    s2 = torch.linalg.svdvals(res.W) ** 2
+    assert float(s2[0]) == pytest.approx(float(spec.eigvals[0]), rel=1e-3)
+
+
+def test_steps_auto_is_capped_and_checkpoints_are_log_spaced():
+    P, u = _problem(V=10)
+    cfg = TrainConfig(embed_dim=2, init_scale=1e-8, lr=1e-3, max_steps=30,
+                      n_checkpoints=5)
+    res = train(cfg, P, u, device=CPU, progress=False)
+    assert res.steps == 30
+    assert res.history.step == checkpoint_steps(30, 5) == [0, 1, 2, 5, 13, 30]
+
+
+def test_float32_minibatch_and_analogy_recording():
+    P, u = _problem(V=8)
+    words = ["king", "queen", "man", "woman", "paris", "france", "rome", "italy"]
+    qs = {"family": [("king", "queen", "man", "woman")],
+          "capital": [("paris", "france", "rome", "italy")]}
+    cfg = TrainConfig(embed_dim=2, init_scale=0.1, lr=0.05, steps=5, batch_size=16,
+                      dtype="float32", n_checkpoints=2)
+    res = train(cfg, P, u, device=CPU, progress=False, words=words, questions=qs)
+    assert res.W.dtype == torch.float32
+    assert all(a is not None and 0.0 <= a <= 1.0 for a in res.history.analogy)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(QwemError, match="unknown loss"):
+        TrainConfig(loss="mse")
+    with pytest.raises(QwemError, match="lr"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(QwemError, match="steps"):
+        TrainConfig(steps="many")
