@@ -2,6 +2,8 @@
 
 ``qwem embed``  corpus -> word2vec-format embeddings (svd of M*, PPMI or PMI)
 ``qwem eval``   embeddings -> JSON report (analogies, MEN, WS353, coverage)
+``qwem train``  QWEM or SGNS training from small init, with history and checkpoints
+``qwem theory`` the closed-form timescales and singular-value curves of training
 
 Errors caused by input print one line, ``qwem: error: ...``, and exit with status 2;
 no partial output file is left behind.
@@ -71,7 +73,90 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     v.add_argument("--out", metavar="JSON", help="also write the report here")
     v.set_defaults(func=_cmd_eval)
+
+    t = sub.add_parser("train", help="train embeddings (QWEM or SGNS) on a corpus",
+                       description="Gradient descent from small initialisation on the "
+                       "expected loss (--full-batch) or SGD on pairs sampled from "
+                       "P_ij; writes DIR/embeddings.txt, DIR/history.json, "
+                       "DIR/config.json and DIR/checkpoint.npz (for --resume).")
+    _corpus_args(t)
+    t.add_argument("--loss", choices=("qwem", "sgns"), default="qwem")
+    t.add_argument("--reweight", choices=("setting31", "word2vec", "uniform"),
+                   default="setting31")
+    t.add_argument("--init-scale", type=float, default=1e-8, metavar="S",
+                   help="init entries N(0, (S/sqrt(d))^2) (default 1e-8)")
+    t.add_argument("--lr", default="auto",
+                   help="learning rate, or auto (stable, from M*'s spectrum)")
+    t.add_argument("--steps", default="auto",
+                   help="steps, or auto (until the d-th mode is learned)")
+    t.add_argument("--max-steps", type=_int, default=1_000_000)
+    batch = t.add_mutually_exclusive_group()
+    batch.add_argument("--batch-size", type=_int, metavar="B",
+                       help="positive (and negative) pairs per SGD step")
+    batch.add_argument("--full-batch", action="store_true",
+                       help="gradient descent on the expected loss (default)")
+    t.add_argument("--seed", type=_int, default=0)
+    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    t.add_argument("--checkpoints", type=_int, default=50, metavar="N",
+                   help="log-spaced checkpoints (default 50)")
+    t.add_argument("--analogy", action="store_true",
+                   help="record analogy accuracy at each checkpoint (slow)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.npz")
+    t.add_argument("--out", required=True, metavar="DIR")
+    t.set_defaults(func=_cmd_train)
+
+    h = sub.add_parser("theory", help="predicted timescales and training curves",
+                       description="Top-d eigenvalues of M*, the timescales "
+                       "tau_k = ln(lambda_k / s0^2) / lambda_k and half-learned times "
+                       "for init scale S (s0^2 = S^2), and the closed-form curves "
+                       "s_k^2(t) on a log-spaced time grid, as JSON.")
+    _corpus_args(h)
+    h.add_argument("--init-scale", type=float, default=1e-8, metavar="S")
+    h.add_argument("--points", type=_int, default=200,
+                   help="time points of the predicted curves (default 200)")
+    h.add_argument("--out", metavar="JSON", help="write the predictions here")
+    h.set_defaults(func=_cmd_theory)
     return p
+
+
+def _corpus_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by train and theory: which corpus statistics to use."""
+    p.add_argument("--corpus", required=True,
+                   help="registry name or file (as for qwem embed)")
+    p.add_argument("--vocab-size", type=_int, required=True, metavar="V")
+    p.add_argument("--dim", type=_int, required=True, metavar="D")
+    p.add_argument("--window", type=_int, default=16, metavar="L")
+    p.add_argument("--scheme", choices=("auto", "paper", "text8", "none"),
+                   default="auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _auto_or(text: str, kind):
+    if text == "auto":
+        return "auto"
+    try:
+        return kind(text)
+    except ValueError:
+        raise QwemError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def _mstar_inputs(args: argparse.Namespace):
+    """Corpus statistics for train/theory: tokens, P_ij, unigram, M*, device."""
+    from .pipeline import EmbedConfig, Stopwatch, default_device, pair_statistics
+    from .targets import m_star
+
+    config = EmbedConfig(corpus=args.corpus, vocab_size=args.vocab_size,
+                         embed_dim=args.dim, context_len=args.window,
+                         scheme=args.scheme)
+    device = default_device(args.device)
+    watch = Stopwatch(device, echo=_log)
+    tokens, P, u = pair_statistics(config, device=device, progress=not args.quiet,
+                                   watch=watch)
+    with watch.stage("M*"):
+        M = m_star(P, u)
+    return tokens, P, u, M, device
 
 
 def _log(msg: str) -> None:
@@ -135,6 +220,75 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text + "\n")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._atomic import atomic_path
+    from .train import TrainConfig, train
+    from .vectors import save_word2vec
+
+    config = TrainConfig(loss=args.loss, reweight=args.reweight, embed_dim=args.dim,
+                         init_scale=args.init_scale, lr=_auto_or(args.lr, float),
+                         steps=_auto_or(args.steps, int),
+                         batch_size=None if args.full_batch else args.batch_size,
+                         seed=args.seed, dtype=args.dtype,
+                         n_checkpoints=args.checkpoints, max_steps=args.max_steps)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise QwemError(f"--out {out} is a file; give a folder")
+    _log(f"qwem train: {config.loss} loss, {config.reweight} reweighting, "
+         f"V={args.vocab_size}, d={args.dim}, "
+         f"{'full batch' if config.batch_size is None else config.batch_size}")
+    tokens, P, u, M, device = _mstar_inputs(args)
+    words = list(tokens.vocab.words)
+    t0 = time.perf_counter()
+    res = train(config, P, u, M_star=M, words=words if args.analogy else None,
+                device=device, out_dir=out, resume=args.resume,
+                progress=not args.quiet)
+    _log(f"  train         {time.perf_counter() - t0:8.2f} s  ({res.steps:,} steps, "
+         f"lr {res.lr:.4g}, flow time {res.history.t[-1]:.4g})")
+    save_word2vec(out / "embeddings.txt", words, res.W)
+    meta = {"train": config.to_dict(), "corpus": args.corpus,
+            "vocab_size": args.vocab_size, "window": args.window,
+            "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
+            "dt_per_step": res.dt, "source": tokens.source}
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    res.history.save(out / "history.json")
+    _log(f"  -> {out}/embeddings.txt, history.json, config.json")
+    return 0
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ._atomic import atomic_path
+    from .dynamics import init_scale_to_s2, mode_trajectory, timescales
+    from .spectral import top_eigh
+
+    _tokens, _P, _u, M, _device = _mstar_inputs(args)
+    del _P, _u
+    eig = top_eigh(M, args.dim, work_dtype=torch.float32)
+    lam = eig.eigvals.cpu().numpy()
+    s2_0 = init_scale_to_s2(args.init_scale, args.dim, args.vocab_size)
+    ts = timescales(lam, s2_0)
+    tau = np.asarray(ts.tau, dtype=float)
+    t_grid = np.geomspace(tau[0] / 100, 2 * tau[-1], args.points)
+    curves = mode_trajectory(t_grid, lam, s2_0).cpu().numpy()
+    print(f"{'k':>4} {'lambda_k':>10} {'tau_k':>10} {'t_half':>10}")
+    for k in range(len(lam)):
+        print(f"{k + 1:4d} {lam[k]:10.4g} {tau[k]:10.4g} {float(ts.t_half[k]):10.4g}")
+    if args.out:
+        report = {"init_scale": args.init_scale, "s2_0": s2_0,
+                  "eigvals": lam.tolist(), "tau": tau.tolist(),
+                  "t_half": np.asarray(ts.t_half, dtype=float).tolist(),
+                  "t": t_grid.tolist(), "s2": curves.tolist()}
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(report) + "\n")
     return 0
 
 

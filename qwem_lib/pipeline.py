@@ -23,8 +23,8 @@ from .errors import QwemError
 from .spectral import EighResult, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
-__all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "default_device", "statistics",
-           "closed_form"]
+__all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "default_device",
+           "pair_statistics", "statistics", "closed_form"]
 
 METHODS = ("mstar", "ppmi", "pmi")
 # Bump when the eigensolver's defaults or accuracy change: it is part of cache keys.
@@ -162,15 +162,15 @@ class ClosedForm:
     target: torch.Tensor | None = None
 
 
-def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
-               watch: Stopwatch | None = None, cache: bool = True):
-    """Tokens, then the target matrix of ``config`` (kept in one V x V buffer).
+def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
+                    watch: Stopwatch | None = None, cache: bool = True):
+    """Tokens, then the pair distribution P_ij and unigram P_i of ``config``.
 
     Returns
     -------
     tokens : qwem_lib.corpus.TokenData
-    M : (V, V) float64 tensor on ``device``
-        M*, PPMI or PMI as ``config.method`` says.
+    P_ij : (V, V) float64 tensor on ``device``
+    unigram : (V,) float64 tensor on ``device``
     """
     config.validate()
     device = default_device(device)
@@ -184,7 +184,24 @@ def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
         C = count_pairs(tokens.ids, config.vocab_size, config.context_len,
                         config.weighting, device=device, progress=progress)
     with watch.stage("target"):
-        P, unigram = pair_probs(C, out=C)  # in place: one V x V buffer throughout
+        P_ij, unigram = pair_probs(C, out=C)  # in place: one V x V buffer
+    return tokens, P_ij, unigram
+
+
+def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
+               watch: Stopwatch | None = None, cache: bool = True):
+    """Tokens, then the target matrix of ``config`` (kept in one V x V buffer).
+
+    Returns
+    -------
+    tokens : qwem_lib.corpus.TokenData
+    M : (V, V) float64 tensor on ``device``
+        M*, PPMI or PMI as ``config.method`` says.
+    """
+    watch = watch or Stopwatch(default_device(device))
+    tokens, P, unigram = pair_statistics(config, device=device, progress=progress,
+                                         watch=watch, cache=cache)
+    with watch.stage("target"):
         M = target(config.method, P, unigram, out=P, negatives=config.negatives,
                    neg_power=config.neg_power)
     return tokens, M

@@ -159,3 +159,45 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "qwem: error:" in proc.stderr and "missing.txt" in proc.stderr
+
+
+def test_train_full_batch_learns_top_eigenvalues(corpus, tmp_path):
+    # QWEM under Setting 3.1 from small init converges to Theorem 1's minimiser:
+    # the squared singular values of the learned W are M*'s top eigenvalues.
+    path, tokens = corpus
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+                 "--window", "3", "--init-scale", "1e-6", "--full-batch",
+                 "--checkpoints", "8", "--out", str(out), "--quiet"]) == 0
+    words, W = load_word2vec(out / "embeddings.txt")
+    M = _independent_mstar(tokens, words, 3)
+    lam = np.linalg.eigvalsh(M)[::-1][:3]
+    s2 = np.linalg.svd(W, compute_uv=False) ** 2
+    np.testing.assert_allclose(s2, lam, rtol=1e-3)
+    history = json.loads((out / "history.json").read_text())
+    n = len(history["step"])
+    assert n >= 2 and all(len(history[k]) == n
+                          for k in ("t", "loss", "singular_values", "analogy"))
+    assert history["t"] == sorted(history["t"]) and history["t"][0] == 0
+    assert json.loads((out / "config.json").read_text())["train"]["loss"] == "qwem"
+
+
+def test_theory_prints_timescales(corpus, tmp_path, capsys):
+    path, tokens = corpus
+    out = tmp_path / "theory.json"
+    assert main(["theory", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+                 "--window", "3", "--init-scale", "1e-4", "--out", str(out),
+                 "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    lam = np.array(report["eigvals"])
+    # tau_k = ln(lambda_k / s0^2) / lambda_k with s0^2 = scale^2 (PAPER.md §3)
+    np.testing.assert_allclose(report["tau"], np.log(lam / 1e-8) / lam, rtol=1e-12)
+    assert len(report["t"]) == len(report["s2"])
+    assert "tau_k" in capsys.readouterr().out
+
+
+def test_train_bad_lr(corpus, tmp_path, capsys):
+    path, _ = corpus
+    code = main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+                 "--lr", "fast", "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2 and "auto" in capsys.readouterr().err
