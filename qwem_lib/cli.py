@@ -39,29 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read a corpus, count windowed co-occurrences, build "
                        "the target (M*, PPMI or PMI) and write its top-d eigenvectors "
                        "scaled by sqrt(eigenvalue) in word2vec text format.")
-    e.add_argument("--corpus", required=True,
-                   help="registry name (text8, wiki2015-text8, enwiki2015, sample) or "
-                   "a file (.txt/.bz2/.gz/.xz; plain, WikiExtractor or MediaWiki XML)")
-    e.add_argument("--vocab-size", type=_int, required=True, metavar="V")
-    e.add_argument("--dim", type=_int, required=True, metavar="D")
+    _corpus_args(e)
     e.add_argument("--method", choices=("mstar", "ppmi", "pmi"), default="mstar")
-    e.add_argument("--window", type=_int, default=16, metavar="L",
-                   help="words on each side (default 16, the paper's)")
     e.add_argument("--weighting", choices=("linear", "uniform"), default="linear",
                    help="pair weight by separation s: L+1-s (default) or 1")
     e.add_argument("--negatives", type=float, default=1.0, metavar="K",
                    help="weight k of the negative term (default 1)")
     e.add_argument("--neg-power", type=float, default=1.0, metavar="A",
                    help="negative distribution P_j^A (default 1; word2vec: 0.75)")
-    e.add_argument("--scheme", choices=("auto", "paper", "text8", "none"),
-                   default="auto", help="text normalisation (default auto)")
     e.add_argument("--min-article-tokens", type=int, default=0, metavar="N",
                    help="drop shorter articles (the paper: 500)")
-    e.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     e.add_argument("--no-cache", action="store_true",
                    help="neither read nor write cached tokens and eigenpairs")
     e.add_argument("--timings", metavar="JSON", help="also write stage timings here")
-    e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--out", required=True, metavar="FILE",
                    help="output, word2vec text format")
     e.set_defaults(func=_cmd_embed)
@@ -121,14 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:
-    """Arguments shared by train and theory: which corpus statistics to use."""
+    """Arguments shared by embed, train and theory: which corpus statistics."""
     p.add_argument("--corpus", required=True,
-                   help="registry name or file (as for qwem embed)")
+                   help="registry name (text8, wiki2015-text8, enwiki2015, sample) or "
+                   "a file (.txt/.bz2/.gz/.xz; plain, WikiExtractor or MediaWiki XML)")
     p.add_argument("--vocab-size", type=_int, required=True, metavar="V")
     p.add_argument("--dim", type=_int, required=True, metavar="D")
-    p.add_argument("--window", type=_int, default=16, metavar="L")
+    p.add_argument("--window", type=_int, default=16, metavar="L",
+                   help="words on each side (default 16, the paper's)")
     p.add_argument("--scheme", choices=("auto", "paper", "text8", "none"),
-                   default="auto")
+                   default="auto", help="text normalisation (default auto)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
