@@ -379,12 +379,32 @@ class PairSampler:
 
     def __init__(self, P_ij, unigram, rw: Reweighting):
         self.P, self.uni, self.rw = P_ij, unigram, rw
-        self.pair_cdf = _cdf(P_ij)
-        self.uni_cdf = _cdf(unigram)
-        self.neg_cdf = self.uni_cdf if rw.neg_dist is unigram else _cdf(rw.neg_dist)
+        # Setting 3.1 (G = Ψ+ P + Ψ- kQ = 1) weights every pair equally: the loss is
+        # sum_ij [a_ij q+(x_ij) + b_ij q-(x_ij)] with a = P/(P + kQ), b = kQ/(P + kQ)
+        # in [0, 1].  Drawing pairs uniformly and weighting by V^2 a, V^2 b gives
+        # bounded weights; drawing positives from P_ij instead needs importance
+        # weights 1/(P + kQ), unbounded for rare pairs (SGD then diverges).
+        self.uniform = rw.inverse_g
+        if not self.uniform:
+            self.pair_cdf = _cdf(P_ij)
+            self.uni_cdf = _cdf(unigram)
+            self.neg_cdf = (self.uni_cdf if rw.neg_dist is unigram
+                            else _cdf(rw.neg_dist))
 
     def draw(self, batch_size: int, generator: torch.Generator):
-        """``(pos_i, pos_j, neg_i, neg_j), Ψ+ at positives, k Ψ- at negatives``."""
+        """``(pos_i, pos_j, neg_i, neg_j), weights at positives, at negatives``.
+
+        Unbiased: the weighted sample means of the per-pair losses have the expected
+        loss of :func:`qwem_lib.losses.expected_loss` as their sum's expectation.
+        """
+        if self.uniform:
+            V = self.uni.numel()
+            flat = torch.randint(0, V * V, (batch_size,), device=self.P.device,
+                                 generator=generator)
+            i, j = flat // V, flat % V
+            psi, _ = self.rw.pair_weights(self.P, self.uni, i, j, i, j)
+            a = self.P[i, j] * psi           # P Ψ; and b = kQ Ψ = 1 - a, as G = 1
+            return (i, j, i, j), V * V * a, V * V * (1.0 - a)
         pairs = sample_pairs(self.pair_cdf, self.uni_cdf, self.neg_cdf, batch_size,
                              generator)
         wp, wn = self.rw.pair_weights(self.P, self.uni, *pairs)

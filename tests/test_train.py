@@ -94,9 +94,23 @@ def test_minibatch_gradient_is_unbiased(loss, scheme):
     assert float(se.max()) < 0.1 * float(full.abs().max())
 
 
-def test_sampled_pairs_follow_P():
+def test_setting31_samples_pairs_uniformly_with_bounded_weights():
+    # G = 1: every pair weighs the same, so pairs are drawn uniformly and weighted
+    # by V^2 a and V^2 b with a = P/(P + Q) in [0, 1] and b = 1 - a.
     P, u = _problem(V=6)
     rw = reweighting("setting31", P, u)
+    (pi, pj, ni, nj), wp, wn = PairSampler(P, u, rw).draw(
+        200_000, torch.Generator().manual_seed(0))
+    assert torch.equal(pi, ni) and torch.equal(pj, nj)
+    freq = torch.bincount(pi * 6 + pj, minlength=36).double() / pi.numel()
+    assert torch.allclose(freq, torch.full_like(freq, 1 / 36), atol=5e-3)
+    a = P / (P + u[:, None] * u[None, :])
+    assert torch.allclose(wp, 36 * a[pi, pj]) and torch.allclose(wn, 36 - wp)
+
+
+def test_sampled_pairs_follow_P():
+    P, u = _problem(V=6)
+    rw = reweighting("uniform", P, u)
     (pi, pj, ni, nj), _, _ = PairSampler(P, u, rw).draw(
         200_000, torch.Generator().manual_seed(0))
     freq = torch.zeros(36, dtype=torch.float64).index_add_(
