@@ -178,7 +178,7 @@ def test_auto_lr_is_stable_on_random_mstar():
     cfg = TrainConfig(embed_dim=d, init_scale=1e-4, max_steps=3000)
     res = train(cfg, P, u, M_star=M, device=CPU, progress=True)
     assert res.lr == pytest.approx(dynamics.stable_lr(
-        spec.eigvals, lam_min=spec.lam_min))
+        spec.eigvals, lam_min=spec.lam_min, safety=cfg.lr_safety))
     assert all(math.isfinite(x) for x in res.history.loss)
     assert res.history.loss[-1] < res.history.loss[0]
     s2 = torch.linalg.svdvals(res.W) ** 2
