@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train embeddings (QWEM or SGNS) on a corpus",
                        description="Gradient descent from small initialisation on the "
-                       "expected loss (--full-batch) or SGD on pairs sampled from "
-                       "P_ij; writes DIR/embeddings.txt, DIR/history.json, "
+                       "expected loss (--full-batch) or SGD on sampled word pairs "
+                       "(--batch-size); writes DIR/embeddings.txt, DIR/history.json, "
                        "DIR/config.json and DIR/checkpoint.npz (for --resume).")
     _corpus_args(t)
     t.add_argument("--loss", choices=("qwem", "sgns"), default="qwem")

@@ -123,10 +123,6 @@ class Stopwatch:
         if self.echo is not None:
             self.echo(f"  {name:<14s}{dt:8.2f} s")
 
-    @property
-    def total(self) -> float:
-        return sum(self.stages.values())
-
 
 @dataclass
 class ClosedForm:
