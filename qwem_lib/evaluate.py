@@ -45,6 +45,9 @@ __all__ = [
     "analogy_classic",
     "similarity",
     "feature_words",
+    "SubspaceOverlap",
+    "singular_basis",
+    "subspace_overlap",
     "report",
     "SIMILARITY_BENCHMARKS",
 ]
@@ -606,6 +609,81 @@ def feature_words(W, words: Sequence[str], n_features: int = 10, n_words: int = 
     sign = torch.where((X ** 3).sum(dim=0) < 0, -1.0, 1.0).to(U)
     idx = torch.topk(U * sign, top, dim=0).indices.T.cpu().tolist()  # (k_max, top)
     return [[words[i] for i in col] for col in idx]
+
+
+@dataclass(frozen=True, eq=False)
+class SubspaceOverlap:
+    """Result of :func:`subspace_overlap`.
+
+    Attributes
+    ----------
+    matrix : (k, k) float64 numpy array
+        ``matrix[a, b] = (u_a · v_b)^2``, the squared overlap of A's a-th and B's b-th
+        basis vector (PAPER.md §5, Figure 5).  Rows and columns each sum to at most 1.
+    mean_cos2 : float
+        ``||U^T V||_F^2 / k``: the mean squared cosine of the k principal angles
+        between the two k-dimensional subspaces (1: the same subspace; about k/V for
+        unrelated random subspaces).
+    cos2 : (k,) float64 numpy array
+        The squared cosines of the principal angles, descending.
+    """
+
+    matrix: np.ndarray
+    mean_cos2: float
+    cos2: np.ndarray
+
+
+def singular_basis(W, k: int | None = None, *, basis: bool = False) -> torch.Tensor:
+    """Orthonormal ``(V, k)`` basis of W's top-k left singular vectors (float64, CPU).
+
+    With ``basis=True`` W's columns are taken as an orthonormal basis already, in
+    their given order (e.g. eigenvectors of M* sorted by eigenvalue): an orthonormal
+    matrix has all singular values 1, so an SVD would order its columns arbitrarily.
+    """
+    T = torch.as_tensor(W).detach().to(device="cpu", dtype=torch.float64)
+    if T.ndim != 2:
+        raise QwemError(f"expected a (V, d) matrix, got shape {tuple(T.shape)}")
+    k = T.shape[1] if k is None else int(k)
+    if not 1 <= k <= min(T.shape):
+        raise QwemError(f"k = {k} must be between 1 and min(V, d) = {min(T.shape)}")
+    if basis:
+        return T[:, :k]
+    return torch.linalg.svd(T, full_matrices=False).U[:, :k]
+
+
+def subspace_overlap(A, B, k: int | None = None, *, a_basis: bool = False,
+                     b_basis: bool = False) -> SubspaceOverlap:
+    """How much two embeddings' top-k singular subspaces coincide (PAPER.md §5).
+
+    Embeddings are compared through their left singular vectors (the directions in
+    word space), which are invariant to any rotation ``W -> W R`` of the embedding
+    dimensions (the loss's symmetry).  For the closed-form ``W = V_d Λ^{1/2}`` they
+    are the eigenvectors of M*.
+
+    Parameters
+    ----------
+    A, B : (V, d_A), (V, d_B) numpy arrays or torch tensors
+        Rows in the same vocabulary order.
+    k : int, optional
+        Number of leading directions compared; default ``min(d_A, d_B)``.
+    a_basis, b_basis : bool
+        Take A (B) as an orthonormal basis as is (see :func:`singular_basis`).
+
+    Returns
+    -------
+    SubspaceOverlap
+    """
+    A_t, B_t = torch.as_tensor(A), torch.as_tensor(B)
+    if A_t.ndim != 2 or B_t.ndim != 2 or A_t.shape[0] != B_t.shape[0]:
+        raise QwemError("subspace_overlap needs two (V, d) matrices over the same "
+                        f"vocabulary, got {tuple(A_t.shape)} and {tuple(B_t.shape)}")
+    k = min(A_t.shape[1], B_t.shape[1]) if k is None else int(k)
+    U = singular_basis(A_t, k, basis=a_basis)
+    Vb = singular_basis(B_t, k, basis=b_basis)
+    C = U.T @ Vb
+    cos = torch.linalg.svdvals(C).clamp(max=1.0)
+    return SubspaceOverlap((C * C).numpy(), float((C * C).sum()) / k,
+                           (cos * cos).numpy())
 
 
 def report(W, words: Sequence[str], device=None) -> dict:

@@ -395,3 +395,26 @@ def test_case_insensitive_vocabulary(tmp_path):
     f = _write(tmp_path, ": family\nman woman king queen\n")
     assert analogy_classic(W, words, f).correct == 1
     assert isinstance(analogy_paper(W, words, f), AnalogyResult)
+
+
+def test_subspace_overlap_hand_worked_and_invariant():
+    from qwem_lib.evaluate import subspace_overlap
+    # Hand-worked: span(e1, e2) against span(e1, (e2 + e3)/sqrt2): principal angles
+    # 0 and 45 degrees, so cos^2 = (1, 1/2) and the mean 3/4.
+    E = np.eye(4)
+    A = E[:, :2] * np.array([3.0, 1.0])          # singular values 3 > 1
+    B = np.stack([E[:, 0] * 2.0, (E[:, 1] + E[:, 2]) / np.sqrt(2)], axis=1)
+    ov = subspace_overlap(A, B)
+    assert ov.mean_cos2 == pytest.approx(0.75, abs=1e-12)
+    assert np.allclose(ov.cos2, [1.0, 0.5], atol=1e-12)
+    assert np.allclose(ov.matrix, [[1.0, 0.0], [0.0, 0.5]], atol=1e-12)
+    # Rotating the embedding dimensions changes nothing; a random pair of 3-dim
+    # subspaces of R^400 overlaps about k/V.
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(400, 3)) * np.array([5.0, 2.0, 1.0])
+    Q = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    assert subspace_overlap(W, W @ Q).mean_cos2 == pytest.approx(1.0, abs=1e-12)
+    rand = subspace_overlap(W, rng.normal(size=(400, 3))).mean_cos2
+    assert rand < 0.05
+    with pytest.raises(QwemError, match="same vocabulary"):
+        subspace_overlap(W, W[:10])
