@@ -52,7 +52,8 @@ __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "sequential_init_projection", "init_scale_to_s2",
            "random_init", "predicted_loss", "flow_time_per_step",
            "paper_loss_scale", "steps_to_time", "time_to_steps", "stable_lr",
-           "FlowSolution", "integrate_flow", "crossing_times"]
+           "FlowSolution", "integrate_flow", "crossing_times",
+           "discrete_mode_trajectory"]
 
 _F64 = torch.float64
 
@@ -488,3 +489,58 @@ def crossing_times(t, s2, level) -> np.ndarray:
         f = (np.log(level[k]) - y0) / (y1 - y0) if y1 > y0 else 1.0
         out[k] = t[i - 1] + f * (t[i] - t[i - 1])
     return out
+
+
+# ----------------------------------------------------------------------------------
+# finite steps
+# ----------------------------------------------------------------------------------
+
+def discrete_mode_trajectory(steps, lam, s2_0, lr: float, *,
+                             loss_scale: float = 1.0) -> torch.Tensor:
+    """``s_k^2`` of an aligned mode after ``n`` gradient-descent steps of size ``lr``.
+
+    A gradient step on ``F = c · ¼||W W^T - M*||_F^2`` is ``W ← W - lr c (W W^T - M*)
+    W``.  If ``W = Σ_k s_k v_k u_k^T`` with eigenvectors ``v_k`` of M* it stays of
+    that form with ``s_k ← s_k (1 + lr c (λ_k - s_k^2))``, i.e.
+
+        s^2 ← s^2 (1 + lr c (λ - s^2))^2,   or   u ← u (1 + a(1 - u))^2
+
+    with ``u = s^2/λ`` and ``a = lr c λ``: the discrete counterpart of
+    :func:`mode_trajectory` at flow time ``t = 2 lr c n`` (:func:`steps_to_time`).
+    Early on (``u ≪ 1``) a step multiplies ``u`` by ``(1 + a)^2`` where the flow
+    multiplies it by ``e^{2a}``, so finite steps lag the flow by the factor
+    ``a / ln(1 + a)``.
+
+    Parameters
+    ----------
+    steps : int or (T,) array of ints, ``≥ 0``
+        Step counts at which to report.
+    lam : scalar or (K,) array
+    s2_0 : scalar or (K,) array, ``≥ 0``
+    lr : float
+    loss_scale : float
+        c (see the module docstring).
+
+    Returns
+    -------
+    (T, K) float64 tensor (shape ``steps.shape + broadcast(lam, s2_0).shape``)
+    """
+    n = np.asarray(steps)
+    if n.size and (not np.issubdtype(n.dtype, np.integer) or (n < 0).any()):
+        raise QwemError("steps must be integers >= 0")
+    if not lr > 0 or not loss_scale > 0:
+        raise QwemError(f"lr and loss_scale must be > 0, got {lr} and {loss_scale}")
+    lam, s2 = torch.broadcast_tensors(_t64(lam), _t64(s2_0))
+    if (s2 < 0).any():
+        raise QwemError("initial squared singular values s2_0 must be >= 0")
+    eta = float(lr) * float(loss_scale)
+    flat = n.reshape(-1)
+    out = torch.empty((flat.size,) + tuple(lam.shape), dtype=_F64)
+    order = np.argsort(flat, kind="stable")
+    s2, done = s2.clone(), 0
+    for i in order:
+        while done < flat[i]:
+            s2 = s2 * (1.0 + eta * (lam - s2)) ** 2
+            done += 1
+        out[i] = s2
+    return out.reshape(n.shape + tuple(lam.shape))

@@ -238,3 +238,48 @@ def test_stable_lr():
     # the same bound with only the top of the spectrum plus λ_min
     assert dy.stable_lr(lam[:D], lam_min=lam.min()) == pytest.approx(lr)
     assert dy.stable_lr(lam, loss_scale=4.0) == pytest.approx(lr / 4)
+
+
+def test_discrete_mode_trajectory_is_gradient_descent():
+    """The per-mode map against full-matrix GD from an aligned init, and its limits."""
+    M, lam, Q = _synthetic(5)
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.standard_normal((D, D)))
+    s0 = np.array([1e-10, 1e-6, 1e-3, 0.2, 1.0, 3.0, 9.0, 0.5])   # one above λ
+    W = torch.from_numpy(Q[:, :D] * np.sqrt(s0) @ U.T)
+    M = torch.from_numpy(M)
+    c, lr = 2.0, 0.02                                 # a = lr c λ_1 = 0.32
+    steps = np.array([0, 1, 7, 40, 300, 120])         # unsorted on purpose
+    got = dy.discrete_mode_trajectory(steps, TOP, s0, lr, loss_scale=c)
+    assert got.shape == (6, D)
+    want, n = {}, 0
+    for target in sorted(steps):
+        while n < target:
+            W = W - lr * c * (W @ W.T - M) @ W
+            n += 1
+        want[target] = np.sort(torch.linalg.svdvals(W).numpy() ** 2)
+    for row, n in zip(got.numpy(), steps):
+        np.testing.assert_allclose(np.sort(row), want[n], rtol=1e-10, atol=1e-25)
+    # u ← u(1 + a(1 - u))² in the variable u = s²/λ
+    u0, a = 1e-4, 0.3
+    u = u0
+    for _ in range(5):
+        u = u * (1 + a * (1 - u)) ** 2
+    assert float(dy.discrete_mode_trajectory(5, 2.0, 2.0 * u0, a / 2.0)) == \
+        pytest.approx(2.0 * u, rel=1e-14)
+    # small steps converge to the flow at t = 2 lr c n, with an error O(lr)
+    t = np.array([2.0, 5.0, 9.0])
+    errs = []
+    for lr in (1e-3, 5e-4):
+        n = np.round(dy.time_to_steps(t, lr, loss_scale=1.0)).astype(int)
+        disc = dy.discrete_mode_trajectory(n, TOP[:3], 1e-4, lr).numpy()
+        flow = dy.mode_trajectory(t, TOP[:3], 1e-4).numpy()
+        errs.append(np.abs(disc / flow - 1).max())
+    assert errs[1] < 0.02 and 1.7 < errs[0] / errs[1] < 2.3, errs
+    # early growth per step (1 + a)² against the flow's e^{2a}: a lag of a/ln(1 + a)
+    a = 0.4
+    n = np.arange(0, 60)
+    ratio = dy.discrete_mode_trajectory(n, 1.0, 1e-30, a).numpy() / 1e-30
+    np.testing.assert_allclose(ratio, (1 + a) ** (2 * n), rtol=1e-12)
+    with pytest.raises(QwemError):
+        dy.discrete_mode_trajectory([1.5], 1.0, 0.1, 0.1)
