@@ -35,6 +35,7 @@ __all__ = [
     "cache_dir",
     "bundled_dir",
     "resolve_corpus",
+    "first_available",
     "download",
     "eval_path",
     "sha256_file",
@@ -384,3 +385,32 @@ def resolve_corpus(name_or_path: str | os.PathLike,
                         f"{', '.join(CORPORA)}; or pass the path of a text file")
     raise QwemError(f"corpus file {path} does not exist; check the path, or use one "
                     f"of the registered corpora ({', '.join(CORPORA)})")
+
+
+def first_available(candidates, *, echo=print) -> tuple[str, str]:
+    """The first ``(name, scheme)`` of ``candidates`` whose corpus can be found.
+
+    Only ``"text8"`` may be downloaded (when a network exists); every other name must
+    already be on disk (``QWEM_DATA``, the cache or the bundled sample).  The chapters
+    use this to fall back from the largest corpus to smaller ones.
+
+    Parameters
+    ----------
+    candidates : sequence of (str, str)
+        Corpus names (or paths) with the normalisation scheme to use for each.
+    echo : callable or None
+        Called with a message for each candidate that is skipped.
+
+    Raises
+    ------
+    QwemError
+        If none of them can be found.
+    """
+    for name, scheme in candidates:
+        try:
+            resolve_corpus(name, download=(name == "text8"))
+            return name, scheme
+        except QwemError:
+            if echo is not None:
+                echo(f"corpus {name!r} not available, trying the next one")
+    raise QwemError(f"none of {[c for c, _ in candidates]} could be found")

@@ -208,3 +208,14 @@ def test_bundled_sample():
     words = [w for batch in iter_words(path, scheme="none") for w in batch]
     assert len(words) == 2_000_000
     assert words[:5] == [b"anarchism", b"is", b"a", b"political", b"philosophy"]
+
+
+def test_first_available_skips_missing_corpora(tmp_path):
+    seen = []
+    missing = str(tmp_path / "nope.txt")
+    got = data.first_available([(missing, "text8"), ("sample", "auto")],
+                               echo=seen.append)
+    assert got == ("sample", "auto")
+    assert len(seen) == 1 and "nope.txt" in seen[0]
+    with pytest.raises(QwemError, match="could be found"):
+        data.first_available([(missing, "auto")], echo=None)
