@@ -2,7 +2,9 @@
 
 ``qwem embed``  corpus -> word2vec-format embeddings (svd of M*, PPMI or PMI)
 ``qwem eval``   embeddings -> JSON report (analogies, MEN, WS353, coverage)
-``qwem train``  QWEM or SGNS training from small init, with history and checkpoints
+``qwem train``  QWEM or SGNS training from small init, with history and checkpoints;
+                ``--loss sgns --reweight word2vec`` streams over the corpus as word2vec
+                does (dynamic window, subsampling, k negatives from P^{3/4})
 ``qwem theory`` the closed-form timescales and singular-value curves of training
 
 Errors caused by input print one line, ``qwem: error: ...``, and exit with status 2;
@@ -47,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight k of the negative term (default 1)")
     e.add_argument("--neg-power", type=float, default=1.0, metavar="A",
                    help="negative distribution P_j^A (default 1; word2vec: 0.75)")
+    e.add_argument("--subsample", type=float, default=0.0, metavar="T",
+                   help="word2vec's frequent-word subsampling before counting, "
+                   "threshold T (default 0: none; word2vec: 1e-4 to 1e-5)")
+    e.add_argument("--subsample-draws", type=_int, default=5, metavar="N",
+                   help="subsamplings whose counts are summed (default 5)")
+    e.add_argument("--weight-power", type=float, default=0.0, metavar="B",
+                   help="factorise with pair weights g_i g_j, g_i ~ frequency^B "
+                   "(default 0: Setting 3.1's constant weights)")
     e.add_argument("--min-article-tokens", type=int, default=0, metavar="N",
                    help="drop shorter articles (the paper: 500)")
     e.add_argument("--no-cache", action="store_true",
@@ -67,32 +77,55 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train embeddings (QWEM or SGNS) on a corpus",
                        description="Gradient descent from small initialisation on the "
                        "expected loss (--full-batch) or SGD on sampled word pairs "
-                       "(--batch-size); writes DIR/embeddings.txt, DIR/history.json, "
-                       "DIR/config.json and DIR/checkpoint.npz (for --resume).")
+                       "(--batch-size). --loss sgns --reweight word2vec is word2vec "
+                       "itself: skip-gram with negative sampling streamed over the "
+                       "corpus, with the dynamic window, frequent-word subsampling and "
+                       "negatives from P^{3/4} (add --full-batch for gradient descent "
+                       "on its expected loss instead). Writes DIR/embeddings.txt, "
+                       "DIR/history.json, DIR/config.json and DIR/checkpoint.npz "
+                       "(for --resume).")
     _corpus_args(t)
     t.add_argument("--loss", choices=("qwem", "sgns"), default="qwem")
     t.add_argument("--reweight", choices=("setting31", "word2vec", "uniform"),
                    default="setting31")
-    t.add_argument("--init-scale", type=float, default=1e-8, metavar="S",
-                   help="init entries N(0, (S/sqrt(d))^2) (default 1e-8)")
+    t.add_argument("--init-scale", type=float, default=None, metavar="S",
+                   help="init entries N(0, (S/sqrt(d))^2) (default 1e-8; word2vec: "
+                   "0.1 tied, word2vec's uniform(-0.5/d, 0.5/d) untied)")
     t.add_argument("--lr", default="auto",
-                   help="learning rate, or auto (stable, from M*'s spectrum)")
+                   help="learning rate, or auto (stable, from M*'s spectrum; "
+                   "word2vec: 0.025, decayed linearly to 0)")
     t.add_argument("--steps", default="auto",
                    help="steps, or auto (until the d-th mode is learned)")
     t.add_argument("--max-steps", type=_int, default=1_000_000)
     batch = t.add_mutually_exclusive_group()
     batch.add_argument("--batch-size", type=_int, metavar="B",
-                       help="positive (and negative) pairs per SGD step")
+                       help="positive (and negative) pairs per SGD step; word2vec: "
+                       "centre words per step (default 64)")
     batch.add_argument("--full-batch", action="store_true",
-                       help="gradient descent on the expected loss (default)")
+                       help="gradient descent on the expected loss (default, except "
+                       "for word2vec)")
     t.add_argument("--seed", type=_int, default=0)
-    t.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    t.add_argument("--checkpoints", type=_int, default=50, metavar="N",
-                   help="log-spaced checkpoints (default 50)")
+    t.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="default float64 (word2vec: float32)")
+    t.add_argument("--checkpoints", type=_int, default=None, metavar="N",
+                   help="log-spaced checkpoints (default 50; word2vec: 30)")
     t.add_argument("--analogy", action="store_true",
                    help="record analogy accuracy at each checkpoint (slow)")
     t.add_argument("--resume", action="store_true",
                    help="continue from DIR/checkpoint.npz")
+    w = t.add_argument_group("word2vec (--loss sgns --reweight word2vec)")
+    w.add_argument("--negatives", type=_int, default=None, metavar="K",
+                   help="negatives per positive pair (default 5)")
+    w.add_argument("--subsample", type=float, default=None, metavar="T",
+                   help="frequent-word subsampling threshold, 0 for none "
+                   "(default 1e-4)")
+    w.add_argument("--epochs", type=_int, default=None, metavar="E",
+                   help="passes over the corpus (default 1)")
+    w.add_argument("--neg-power", type=float, default=None, metavar="A",
+                   help="negatives drawn from count^A (default 0.75)")
+    w.add_argument("--untied", action="store_true",
+                   help="separate context vectors, as in word2vec.c and gensim "
+                   "(default: tied, as in the paper)")
     t.add_argument("--out", required=True, metavar="DIR")
     t.set_defaults(func=_cmd_train)
 
@@ -168,7 +201,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          context_len=args.window, weighting=args.weighting,
                          negatives=args.negatives, neg_power=args.neg_power,
                          scheme=args.scheme,
-                         min_article_tokens=args.min_article_tokens)
+                         min_article_tokens=args.min_article_tokens,
+                         subsample=args.subsample,
+                         subsample_draws=args.subsample_draws,
+                         weight_power=args.weight_power)
     config.validate()
     out = Path(args.out)
     if out.is_dir():
@@ -215,22 +251,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    """Does ``qwem train`` run word2vec itself (streaming over the corpus)?"""
+    return args.loss == "sgns" and args.reweight == "word2vec" and not args.full_batch
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise QwemError(f"--out {out} is a file; give a folder")
+    if _streams(args):
+        return _train_word2vec(args, out)
     from ._atomic import atomic_path
     from .train import TrainConfig, train
     from .vectors import save_word2vec
 
+    w2v_only = [flag for flag, given in (
+        ("--untied", args.untied), ("--epochs", args.epochs is not None),
+        ("--negatives", args.negatives is not None),
+        ("--subsample", args.subsample is not None),
+        ("--neg-power", args.neg_power is not None)) if given]
+    if w2v_only:
+        raise QwemError(f"{' and '.join(w2v_only)} apply to word2vec only "
+                        "(--loss sgns --reweight word2vec, without --full-batch)")
     config = TrainConfig(loss=args.loss, reweight=args.reweight, embed_dim=args.dim,
-                         init_scale=args.init_scale, lr=_auto_or(args.lr, float),
+                         init_scale=1e-8 if args.init_scale is None
+                         else args.init_scale, lr=_auto_or(args.lr, float),
                          steps=_auto_or(args.steps, int),
                          batch_size=None if args.full_batch else args.batch_size,
-                         seed=args.seed, dtype=args.dtype,
-                         n_checkpoints=args.checkpoints, max_steps=args.max_steps)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise QwemError(f"--out {out} is a file; give a folder")
+                         seed=args.seed, dtype=args.dtype or "float64",
+                         n_checkpoints=args.checkpoints or 50,
+                         max_steps=args.max_steps)
     _log(f"qwem train: {config.loss} loss, {config.reweight} reweighting, "
          f"V={args.vocab_size}, d={args.dim}, "
          f"{'full batch' if config.batch_size is None else config.batch_size}")
@@ -250,6 +307,55 @@ def _cmd_train(args: argparse.Namespace) -> int:
     with atomic_path(out / "config.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     res.history.save(out / "history.json")
+    _log(f"  -> {out}/embeddings.txt, history.json, config.json")
+    return 0
+
+
+def _train_word2vec(args: argparse.Namespace, out) -> int:
+    """``qwem train --loss sgns --reweight word2vec``: word2vec over the token stream."""
+    from ._atomic import atomic_path
+    from .corpus import load_tokens
+    from .pipeline import default_device
+    from .vectors import save_word2vec
+    from .word2vec import Word2VecConfig, train_word2vec
+
+    if args.steps != "auto":
+        raise QwemError("word2vec runs for --epochs passes over the corpus; "
+                        "--steps does not apply")
+    config = Word2VecConfig(
+        embed_dim=args.dim, window=args.window, negatives=_or(args.negatives, 5),
+        subsample=_or(args.subsample, 1e-4), neg_power=_or(args.neg_power, 0.75),
+        epochs=_or(args.epochs, 1),
+        lr=0.025 if args.lr == "auto" else _auto_or(args.lr, float),
+        batch_size=args.batch_size or 64, tied=not args.untied,
+        init_scale=args.init_scale, seed=args.seed,
+        dtype=args.dtype or "float32")
+    device = default_device(args.device)
+    _log(f"qwem train: word2vec (SGNS, {'tied' if config.tied else 'untied'}), "
+         f"V={args.vocab_size}, d={args.dim}, window {config.window}, "
+         f"k={config.negatives}, subsample {config.subsample:g}, "
+         f"{config.epochs} epoch(s), batch {config.batch_size}, device={device}")
+    t0 = time.perf_counter()
+    tokens = load_tokens(args.corpus, args.vocab_size, scheme=args.scheme,
+                         progress=not args.quiet)
+    _log(f"  read+tokenise {time.perf_counter() - t0:8.2f} s  "
+         f"({len(tokens.ids):,} tokens in vocabulary)")
+    words = list(tokens.vocab.words)
+    t0 = time.perf_counter()
+    res = train_word2vec(config, tokens.ids, args.vocab_size,
+                         words=words if args.analogy else None, device=device,
+                         out_dir=out, resume=args.resume, progress=not args.quiet,
+                         n_checkpoints=args.checkpoints or 30)
+    _log(f"  train         {time.perf_counter() - t0:8.2f} s  ({res.steps:,} steps, "
+         f"final loss per pair {res.history.loss[-1]:.4f})")
+    save_word2vec(out / "embeddings.txt", words, res.W)
+    meta = {"train": config.to_dict(), "model": "word2vec", "corpus": args.corpus,
+            "vocab_size": args.vocab_size, "window": args.window,
+            "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
+            "dt_per_step": res.dt, "checkpoint_words": res.checkpoint_words,
+            "source": tokens.source}
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
     _log(f"  -> {out}/embeddings.txt, history.json, config.json")
     return 0
 

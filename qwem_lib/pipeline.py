@@ -67,6 +67,21 @@ class EmbedConfig:
         Text normalisation, see ``qwem_lib.corpus.load_tokens``.
     min_article_tokens : int
         Drop shorter articles (the paper: 500; article formats only).
+    subsample : float
+        word2vec's frequent-word subsampling applied before counting: each token of
+        word w is kept with probability ``min(1, sqrt(t/f_w) + t/f_w)``
+        (:func:`qwem_lib.word2vec.keep_probs`) and the window slides over the kept
+        tokens, so it reaches further, as in word2vec.  0 (default): none.
+    subsample_draws : int
+        Independent subsamplings whose counts are summed (like word2vec's epochs,
+        each of which draws its own), seeded, so the result is reproducible.
+    weight_power : float
+        β: factorise with the rank-one pair weights ``G_ij = g_i g_j``,
+        ``g_i ∝ f_i^β`` (``f`` the word frequencies, normalised to mean 1), instead
+        of Setting 3.1's constant G (PAPER.md §2, general case): the minimiser of
+        ``Σ G_ij ((WWᵀ)_ij - M*_ij)²`` is ``W = Γ⁻¹ · top-d factor of ΓM*Γ`` with
+        ``Γ = diag(g)^{1/2}``.  word2vec's own G (``P_ij + k P_i P_j^{3/4}``) is
+        dominated by such a product with β near 1; 0 (default) is Setting 3.1.
     """
 
     corpus: str
@@ -79,6 +94,9 @@ class EmbedConfig:
     neg_power: float = 1.0
     scheme: str = "auto"
     min_article_tokens: int = 0
+    subsample: float = 0.0
+    subsample_draws: int = 5
+    weight_power: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`QwemError` for settings that cannot work."""
@@ -96,11 +114,27 @@ class EmbedConfig:
         window_weights(self.context_len, self.weighting)
         if not self.negatives > 0:
             raise QwemError(f"negatives must be > 0, got {self.negatives}")
+        if not (isinstance(self.subsample, (int, float)) and self.subsample >= 0):
+            raise QwemError(f"subsample must be >= 0 (0: none), got "
+                            f"{self.subsample!r}")
+        if isinstance(self.subsample_draws, bool) or not isinstance(
+                self.subsample_draws, (int, np.integer)) or self.subsample_draws < 1:
+            raise QwemError(f"subsample_draws must be a positive integer, got "
+                            f"{self.subsample_draws!r}")
+        if not (isinstance(self.weight_power, (int, float))
+                and 0 <= self.weight_power < float("inf")):
+            raise QwemError(f"weight_power must be a finite number >= 0 (0: Setting "
+                            f"3.1), got {self.weight_power!r}")
 
     def key(self) -> str:
         """Short hash naming cached results of this configuration (and of the solver
         version, so results of an older eigensolver are not reused)."""
-        text = json.dumps(asdict(self) | {"solver": _SOLVER_VERSION}, sort_keys=True)
+        fields = asdict(self)
+        if not self.subsample:  # keys of configurations older than these options
+            del fields["subsample"], fields["subsample_draws"]
+        if not self.weight_power:
+            del fields["weight_power"]
+        text = json.dumps(fields | {"solver": _SOLVER_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -136,6 +170,7 @@ class ClosedForm:
         ``V_d Λ_d^{1/2}``, columns in descending eigenvalue order.
     eigvals : (d,) float64 tensor
     eigvecs : (V, d) float64 tensor
+        Of the target (of ``ΓM*Γ`` when ``config.weight_power`` is set).
     residuals : (d,) float64 tensor
         ``||M v - λ v||`` of each pair (bounds the eigenvalue error).
     n_tokens, n_kept : int
@@ -177,11 +212,31 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
                                         min_article_tokens=config.min_article_tokens,
                                         cache=cache, progress=progress)
     with watch.stage("count"):
-        C = count_pairs(tokens.ids, config.vocab_size, config.context_len,
-                        config.weighting, device=device, progress=progress)
+        C = _count(tokens.ids, config, device, progress)
     with watch.stage("target"):
         P_ij, unigram = pair_probs(C, out=C)  # in place: one V x V buffer
     return tokens, P_ij, unigram
+
+
+def _count(ids, config: EmbedConfig, device, progress: bool) -> torch.Tensor:
+    """Window counts of ``ids``, over ``subsample_draws`` subsamplings if asked."""
+    if not config.subsample:
+        return count_pairs(ids, config.vocab_size, config.context_len,
+                           config.weighting, device=device, progress=progress)
+    from .word2vec import keep_probs
+
+    ids = np.asarray(ids)
+    keep = keep_probs(np.bincount(ids, minlength=config.vocab_size),
+                      config.subsample).numpy()[ids]
+    total = None
+    for draw in range(config.subsample_draws):
+        rng = np.random.default_rng([config.subsample_draws, draw])
+        C = count_pairs(ids[rng.random(len(ids)) < keep], config.vocab_size,
+                        config.context_len, config.weighting, device=device,
+                        progress=progress)
+        total = C if total is None else total.add_(C)
+        del C
+    return total
 
 
 def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -200,7 +255,23 @@ def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     with watch.stage("target"):
         M = target(config.method, P, unigram, out=P, negatives=config.negatives,
                    neg_power=config.neg_power)
+        if config.weight_power:
+            scale = row_scale(tokens.ids, config).to(M.device)
+            M.mul_(scale[:, None]).mul_(scale[None, :])
     return tokens, M
+
+
+def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
+    """``Γ``'s diagonal ``g^{1/2}`` for ``config.weight_power`` (ones if 0), float64.
+
+    ``g_i = f_i^β / mean(f^β)`` with ``f_i`` the frequency of word i among ``ids``.
+    """
+    V = config.vocab_size
+    f = torch.from_numpy(np.bincount(np.asarray(ids), minlength=V)[:V] / len(ids))
+    if not config.weight_power:
+        return torch.ones(V, dtype=torch.float64)
+    g = f.clamp_min(1e-300).pow(config.weight_power)
+    return (g / g.mean()).sqrt()
 
 
 def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -237,6 +308,8 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         with watch.stage("load cache"):
             z = np.load(cache_file, allow_pickle=False)
             words = [str(w) for w in z["words"]]
+            scale = (torch.from_numpy(z["row_scale"]) if "row_scale" in z.files
+                     else torch.ones(len(words), dtype=torch.float64))
             eig = EighResult(torch.from_numpy(z["eigvals"]),
                              torch.from_numpy(z["eigvecs"]),
                              torch.from_numpy(z["residuals"]), 0, 0)
@@ -246,6 +319,7 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                                cache=cache)
         words = list(tokens.vocab.words)
         n_tokens, n_kept = tokens.n_tokens, len(tokens.ids)
+        scale = row_scale(tokens.ids, config)
         del tokens
         with watch.stage("eigen"):
             # Most iterations in float32 (twice the speed), finished in float64.
@@ -260,10 +334,13 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                              eigvecs=eig.eigvecs.numpy(),
                              residuals=eig.residuals.numpy(),
                              n_tokens=n_tokens, n_kept=n_kept,
+                             row_scale=scale.numpy(),
                              config=json.dumps(asdict(config)))
         if not keep_target:
             del M
     W = embeddings_from_eig(eig.eigvals, eig.eigvecs)
+    if config.weight_power:  # W = Γ⁻¹ · top-d factor of ΓM*Γ
+        W = W / scale.to(W.device, W.dtype)[:, None]
     return ClosedForm(config, words, W, eig.eigvals, eig.eigvecs, eig.residuals,
                       n_tokens, n_kept, dict(watch.stages),
                       M if keep_target else None)

@@ -201,3 +201,53 @@ def test_train_bad_lr(corpus, tmp_path, capsys):
     code = main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
                  "--lr", "fast", "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 2 and "auto" in capsys.readouterr().err
+
+
+def test_train_word2vec_streams(corpus, tmp_path):
+    """--loss sgns --reweight word2vec runs word2vec itself, in QWEM's formats."""
+    path, _ = corpus
+    out = tmp_path / "w2v"
+    assert main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "4",
+                 "--window", "3", "--loss", "sgns", "--reweight", "word2vec",
+                 "--negatives", "2", "--subsample", "1e-3", "--epochs", "2",
+                 "--untied", "--batch-size", "8", "--checkpoints", "5", "--quiet",
+                 "--out", str(out)]) == 0
+    words, W = load_word2vec(out / "embeddings.txt")
+    assert W.shape == (20, 4) and np.isfinite(W).all()
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["model"] == "word2vec"
+    cfg = meta["train"]
+    assert (cfg["window"], cfg["negatives"], cfg["subsample"], cfg["epochs"],
+            cfg["tied"], cfg["batch_size"]) == (3, 2, 1e-3, 2, False, 8)
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist["step"]) == len(hist["singular_values"]) >= 2
+    assert hist["step"][0] == 0 and hist["step"][-1] == meta["steps"]
+    # the last checkpoint's singular values are those of the written embeddings
+    np.testing.assert_allclose(hist["singular_values"][-1],
+                               np.linalg.svd(W, compute_uv=False), rtol=1e-4)
+    assert (out / "checkpoint.npz").exists()
+
+
+def test_train_word2vec_flags_rejected_for_qwem(corpus, tmp_path, capsys):
+    path, _ = corpus
+    code = main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+                 "--untied", "--epochs", "3", "--quiet", "--out",
+                 str(tmp_path / "x")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--untied and --epochs apply to word2vec only" in err
+
+
+def test_embed_subsample_flag(corpus, tmp_path):
+    """--subsample reaches the statistics: a huge threshold keeps every token, so
+    the embeddings equal those without subsampling (summed counts normalise)."""
+    path, _ = corpus
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    common = ["embed", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+              "--quiet", "--no-cache"]
+    assert main(common + ["--out", str(a)]) == 0
+    assert main(common + ["--subsample", "1e9", "--subsample-draws", "2",
+                          "--out", str(b)]) == 0
+    _, Wa = load_word2vec(a)
+    _, Wb = load_word2vec(b)
+    np.testing.assert_allclose(np.abs(Wa), np.abs(Wb), atol=1e-5)

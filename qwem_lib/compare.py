@@ -1,0 +1,277 @@
+"""Timed, cached runs of every method, side by side (chapter 5, ``bench/``).
+
+Each function runs one way of getting embeddings from a corpus and returns a
+:class:`Run`: the vocabulary, ``W``, the wall time the whole method took from the
+corpus file (reading and tokenising included, no cache reused) and what it recorded.
+
+- :func:`closed_form_run`: ``svd`` of M*, PPMI or PMI (:func:`qwem_lib.pipeline.
+  closed_form`);
+- :func:`word2vec_run`: our word2vec (:func:`qwem_lib.word2vec.train_word2vec`);
+- :func:`gensim_run`: gensim's ``Word2Vec`` (skip-gram, negative sampling), the
+  implementation most people use, on exactly our token stream and vocabulary;
+- :func:`qwem_run`: QWEM trained by gradient descent (:func:`qwem_lib.train.train`).
+
+With ``cache=True`` a run is stored under ``cache_dir()/runs`` keyed by everything
+that determines it, and read back instead of recomputed; the stored ``seconds`` are
+those of the run that made it.  ``cache="refresh"`` always recomputes (to time it)
+and replaces the stored run; ``cache=False`` neither reads nor writes.  gensim is an optional dependency, needed only here
+(``pip install gensim``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ._atomic import atomic_path
+from .errors import QwemError
+
+__all__ = ["WORD2VEC_STATS", "TUNED", "Run", "closed_form_run", "word2vec_run", "gensim_run", "qwem_run",
+           "gensim_sentences"]
+
+# Closed-form knobs (``EmbedConfig`` options) for the statistics word2vec's usual
+# settings train on (window 10, k = 5, negatives from P^{3/4}, subsampling 1e-4), and
+# the best point of chapter 5's scan around them.  TUNED was chosen on the Google
+# analogy accuracy itself, so its score there is optimistic by that selection.
+WORD2VEC_STATS = dict(context_len=10, negatives=5.0, neg_power=0.75, subsample=1e-4)
+TUNED = dict(context_len=7, negatives=5.0, neg_power=0.5, subsample=1e-4,
+             weight_power=0.5)
+
+_VERSION = 1  # bump when what a run computes changes, so old cached runs are not reused
+GENSIM_MAX_SENTENCE = 10_000  # gensim truncates longer "sentences"
+
+
+@dataclass
+class Run:
+    """Embeddings from one method, with its cost.
+
+    Attributes
+    ----------
+    name : str
+    words : list of str
+        The vocabulary, in the order of ``W``'s rows (count descending).
+    W : (V, d) float64 ndarray
+    seconds : float
+        Wall time of the whole method when it ran (not when read from the cache).
+    info : dict
+        Method-specific facts (settings, eigenvalues, steps, ...).
+    history : qwem_lib.train.History or None
+        Checkpoints of a training run.
+    cached : bool
+        Whether this object was read from the cache.
+    """
+
+    name: str
+    words: list
+    W: np.ndarray
+    seconds: float
+    info: dict = field(default_factory=dict)
+    history: object = None
+    cached: bool = False
+
+
+def _path(kind: str, key: dict):
+    from .data import cache_dir
+
+    text = json.dumps({"kind": kind, "version": _VERSION, **key}, sort_keys=True,
+                      default=str)
+    folder = cache_dir() / "runs"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz"
+
+
+def _load(path, name: str) -> Run:
+    from .train import History
+
+    with np.load(path, allow_pickle=False) as z:
+        hist = str(z["history"])
+        return Run(name=name, words=json.loads(str(z["words"])),
+                   W=z["W"].astype(np.float64), seconds=float(z["seconds"]),
+                   info=json.loads(str(z["info"])),
+                   history=History.from_dict(json.loads(hist)) if hist else None,
+                   cached=True)
+
+
+def _save(path, run: Run) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, words=json.dumps(run.words), W=run.W.astype(np.float32),
+                     seconds=run.seconds, info=json.dumps(run.info),
+                     history="" if run.history is None else run.history.to_json())
+
+
+def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
+    if cache not in (True, False, "refresh"):
+        raise QwemError(f"cache must be True, False or 'refresh', got {cache!r}")
+    path = _path(kind, key)
+    if cache is True and path.exists():
+        return _load(path, name)
+    run = compute()
+    if cache:
+        _save(path, run)
+        run = _load(path, name)  # what a later call will see (float32 W)
+        run.cached = False
+    return run
+
+
+def _tokens(corpus: str, vocab_size: int, scheme: str, cache: bool):
+    from .corpus import load_tokens
+
+    return load_tokens(corpus, vocab_size, scheme=scheme, cache=cache,
+                       progress=False)
+
+
+def closed_form_run(config, *, device=None, cache: bool = True,
+                    name: str | None = None) -> Run:
+    """svd of ``config.method``'s target (:func:`qwem_lib.pipeline.closed_form`).
+
+    The timed run uses no cached tokens or eigenpairs, so ``seconds`` is the cost of
+    the method from the corpus file.
+    """
+    from .pipeline import closed_form
+
+    config.validate()
+
+    def compute():
+        t0 = time.perf_counter()
+        res = closed_form(config, device=device, progress=False, cache=False)
+        seconds = time.perf_counter() - t0
+        return Run(name or f"svd({config.method})", list(res.words), res.W.cpu().numpy(),
+                   seconds, {"config": asdict(config),
+                             "eigvals": res.eigvals.tolist(),
+                             "stages": res.timings, "n_tokens": res.n_tokens,
+                             "n_kept": res.n_kept})
+
+    return _cached("closed", name or f"svd({config.method})",
+                   {"config": asdict(config), "key": config.key()}, compute, cache)
+
+
+def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
+                 device=None, cache: bool = True, name: str = "word2vec (ours)",
+                 n_checkpoints: int = 30, analogy: bool = False) -> Run:
+    """Our word2vec (:func:`qwem_lib.word2vec.train_word2vec`), timed from the file.
+
+    ``analogy=True`` records the analogy accuracy at every checkpoint.
+    """
+    from .word2vec import train_word2vec
+
+    def compute():
+        t0 = time.perf_counter()
+        tokens = _tokens(corpus, vocab_size, scheme, cache=False)
+        words = list(tokens.vocab.words)
+        res = train_word2vec(config, tokens.ids, vocab_size,
+                             words=words if analogy else None, device=device,
+                             progress=False, n_checkpoints=n_checkpoints)
+        seconds = time.perf_counter() - t0
+        W = res.W.detach().to("cpu", torch.float64).numpy()
+        return Run(name, words, W, seconds,
+                   {"config": config.to_dict(), "steps": res.steps,
+                    "checkpoint_words": res.checkpoint_words,
+                    "n_tokens": int(len(tokens.ids))}, res.history)
+
+    key = {"corpus": corpus, "V": vocab_size, "scheme": scheme,
+           "config": config.to_dict(), "checkpoints": n_checkpoints,
+           "analogy": analogy}
+    return _cached("word2vec", name, key, compute, cache)
+
+
+def gensim_sentences(ids: np.ndarray, words, length: int = GENSIM_MAX_SENTENCE):
+    """The token stream as gensim "sentences": lists of at most ``length`` words."""
+    words = np.asarray(words, dtype=object)
+    return [words[ids[a:a + length]].tolist() for a in range(0, len(ids), length)]
+
+
+def gensim_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
+               workers: int = 2, cache: bool = True,
+               name: str = "word2vec (gensim)") -> Run:
+    """gensim's ``Word2Vec`` with ``config``'s settings on our token stream.
+
+    The vocabulary is ours (``build_vocab_from_freq`` with our counts, so gensim's
+    subsampling sees the same frequencies), the text is our in-vocabulary token
+    stream cut into gensim's 10,000-word sentences, and ``W`` is returned in our
+    vocabulary order.  gensim is always untied (``config.tied`` must be False); its
+    learning rate decays linearly from ``config.lr`` to ``config.lr · 1e-4``, as ours.
+    """
+    try:
+        from gensim.models import Word2Vec
+    except ImportError:
+        raise QwemError("gensim is not installed; it is needed only for the "
+                        "reference runs: pip install gensim") from None
+    from .word2vec import MIN_LR_RATIO
+
+    if config.tied:
+        raise QwemError("gensim trains untied vectors; use a Word2VecConfig with "
+                        "tied=False for the comparison")
+
+    def compute():
+        t0 = time.perf_counter()
+        tokens = _tokens(corpus, vocab_size, scheme, cache=False)
+        words = list(tokens.vocab.words)
+        ids = np.asarray(tokens.ids)
+        counts = np.bincount(ids, minlength=vocab_size)
+        sentences = gensim_sentences(ids, words)
+        model = Word2Vec(vector_size=config.embed_dim, window=config.window,
+                         negative=config.negatives, ns_exponent=config.neg_power,
+                         sample=config.subsample, alpha=config.lr,
+                         min_alpha=config.lr * MIN_LR_RATIO, sg=1, hs=0,
+                         min_count=1, workers=workers, seed=config.seed + 1)
+        model.build_vocab_from_freq(dict(zip(words, counts.tolist())))
+        model.train(sentences, total_examples=len(sentences),
+                    total_words=int(len(ids)), epochs=config.epochs)
+        seconds = time.perf_counter() - t0
+        order = [model.wv.key_to_index[w] for w in words]
+        W = np.asarray(model.wv.vectors, dtype=np.float64)[order]
+        import gensim
+        return Run(name, words, W, seconds,
+                   {"config": config.to_dict(), "workers": workers,
+                    "gensim": gensim.__version__, "n_tokens": int(len(ids))})
+
+    key = {"corpus": corpus, "V": vocab_size, "scheme": scheme,
+           "config": config.to_dict(), "workers": workers}
+    return _cached("gensim", name, key, compute, cache)
+
+
+def qwem_run(embed_config, train_config, *, device=None, lr_cap: float | None = None,
+             cache: bool = True, name: str = "QWEM (trained)") -> Run:
+    """QWEM trained on ``embed_config``'s M* (:func:`qwem_lib.train.train`).
+
+    ``lr_cap`` caps ``lr="auto"`` at ``lr_cap / λ_1`` (chapter 4's rule keeps a step
+    close to the flow).  ``info`` holds the resolved lr, the steps and the top-d
+    eigenvalues.
+    """
+    from dataclasses import replace
+
+    from .dynamics import stable_lr
+    from .pipeline import pair_statistics
+    from .spectral import top_eigh
+    from .targets import m_star
+    from .train import train
+
+    def compute():
+        t0 = time.perf_counter()
+        tokens, P, u = pair_statistics(embed_config, device=device, progress=False,
+                                       cache=False)
+        M = m_star(P, u)
+        lam = top_eigh(M, train_config.embed_dim).eigvals.cpu().numpy()
+        cfg = train_config
+        if cfg.lr == "auto":
+            lam_min = -float(top_eigh(-M, 1).eigvals[0])
+            lr = stable_lr(lam, lam_min=lam_min, safety=0.9)
+            if lr_cap is not None:
+                lr = min(lr, lr_cap / float(lam[0]))
+            cfg = replace(cfg, lr=lr)
+        res = train(cfg, P, u, M_star=M, eigvals=lam, device=device, progress=False)
+        seconds = time.perf_counter() - t0
+        return Run(name, list(tokens.vocab.words),
+                   res.W.detach().to("cpu", torch.float64).numpy(), seconds,
+                   {"train": cfg.to_dict(), "lr": res.lr, "steps": res.steps,
+                    "dt": res.dt, "eigvals": lam.tolist()}, res.history)
+
+    key = {"embed": asdict(embed_config), "train": train_config.to_dict(),
+           "lr_cap": lr_cap}
+    return _cached("qwem", name, key, compute, cache)

@@ -1,0 +1,193 @@
+"""qwem_lib.compare: the timed, cached runs behind chapter 5 and bench/."""
+
+import bz2
+import json
+
+import numpy as np
+import pytest
+
+from qwem_lib import compare
+from qwem_lib.cooccurrence import count_pairs
+from qwem_lib.corpus import load_tokens
+from qwem_lib.errors import QwemError
+from qwem_lib.pipeline import EmbedConfig, pair_statistics
+from qwem_lib.word2vec import Word2VecConfig, keep_probs
+
+WORDS = "a b c d e f g h i j k l".split()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(1)
+    p = 1.0 / np.arange(1, len(WORDS) + 1) ** 1.2
+    text = " ".join(rng.choice(WORDS, size=6000, p=p / p.sum()))
+    path = tmp_path / "c.txt.bz2"
+    path.write_bytes(bz2.compress(text.encode()))
+    return str(path)
+
+
+def test_gensim_sentences_hand_worked():
+    ids = np.array([2, 0, 1, 1, 2])
+    assert compare.gensim_sentences(ids, ["x", "y", "z"], length=2) == [
+        ["z", "x"], ["y", "y"], ["z"]]
+
+
+def test_subsampled_counts_are_counts_of_the_kept_stream(corpus):
+    """EmbedConfig.subsample: the counts are the sum, over the seeded draws, of the
+    plain window counts of the kept tokens (checked against an independent draw of
+    the same keep probabilities), and frequent words lose their share."""
+    V = 12
+    cfg = EmbedConfig(corpus, V, 2, context_len=3, subsample=1e-2,
+                      subsample_draws=3)
+    tokens, P, u = pair_statistics(cfg, progress=False)
+    ids = np.asarray(tokens.ids)
+    _, P0, u0 = pair_statistics(EmbedConfig(corpus, V, 2, context_len=3),
+                                progress=False)
+    keep = keep_probs(np.bincount(ids, minlength=V), 1e-2).numpy()
+    assert keep[0] < 0.5 and keep[-1] == 1.0
+    # the most frequent word's share of pairs drops by about its keep probability
+    ratio = float(u[0] / u0[0])
+    assert ratio < 0.8
+    # every draw keeps each token with its probability: total kept tokens agree
+    C = count_pairs(ids, V, 3)
+    total0 = float(C.sum())
+    rng = np.random.default_rng(123)
+    expect = np.mean([float(count_pairs(ids[rng.random(len(ids)) < keep[ids]], V,
+                                        3).sum()) for _ in range(3)])
+    assert abs(expect / total0 - keep[ids].mean() ** 1) < 0.1
+    assert float(P.sum()) == pytest.approx(1.0)
+
+
+def test_embed_config_key_unchanged_without_subsampling(corpus):
+    """Caches keyed before subsampling existed stay valid."""
+    import hashlib
+
+    from qwem_lib.pipeline import _SOLVER_VERSION
+    cfg = EmbedConfig(corpus, 12, 2)
+    old = ("corpus", "vocab_size", "embed_dim", "method", "context_len", "weighting",
+           "negatives", "neg_power", "scheme", "min_article_tokens")
+    fields = {k: getattr(cfg, k) for k in old}
+    text = json.dumps(fields | {"solver": _SOLVER_VERSION}, sort_keys=True)
+    assert cfg.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert EmbedConfig(corpus, 12, 2, subsample=1e-3).key() != cfg.key()
+    assert EmbedConfig(corpus, 12, 2, weight_power=0.5).key() != cfg.key()
+
+
+def test_bad_subsample():
+    with pytest.raises(QwemError, match="subsample must be >= 0"):
+        EmbedConfig("x", 12, 2, subsample=-1).validate()
+    with pytest.raises(QwemError, match="subsample_draws"):
+        EmbedConfig("x", 12, 2, subsample=1e-3, subsample_draws=0).validate()
+
+
+def test_closed_form_run_is_cached_with_its_time(corpus):
+    cfg = EmbedConfig(corpus, 12, 3)
+    a = compare.closed_form_run(cfg)
+    assert not a.cached and a.seconds > 0 and a.name == "svd(mstar)"
+    b = compare.closed_form_run(cfg)
+    assert b.cached and b.seconds == a.seconds and b.words == a.words
+    np.testing.assert_array_equal(a.W, b.W)
+    c = compare.closed_form_run(cfg, cache="refresh")
+    assert not c.cached
+    np.testing.assert_allclose(np.abs(c.W), np.abs(a.W), atol=1e-6)
+    with pytest.raises(QwemError, match="cache must be"):
+        compare.closed_form_run(cfg, cache="yes")
+
+
+def test_word2vec_run_matches_the_trainer(corpus):
+    from qwem_lib.word2vec import train_word2vec
+    cfg = Word2VecConfig(embed_dim=3, window=2, negatives=2, subsample=0, epochs=1,
+                         batch_size=16, tied=False)
+    run = compare.word2vec_run(corpus, 12, cfg, cache=False)
+    tok = load_tokens(corpus, 12, progress=False)
+    ref = train_word2vec(cfg, tok.ids, 12, progress=False)
+    np.testing.assert_array_equal(run.W, ref.W.double().numpy())
+    assert run.words == list(tok.vocab.words)
+    assert run.history.step == ref.history.step
+
+
+def test_gensim_run_rows_follow_our_vocabulary(corpus):
+    """W's rows are gensim's vectors of our words, in our order (one worker, same
+    seed: gensim is deterministic, so a direct gensim model must agree)."""
+    gensim = pytest.importorskip("gensim")
+    cfg = Word2VecConfig(embed_dim=3, window=2, negatives=2, subsample=0,
+                         epochs=1, tied=False)
+    run = compare.gensim_run(corpus, 12, cfg, workers=1, cache=False)
+    tok = load_tokens(corpus, 12, progress=False)
+    words = list(tok.vocab.words)
+    assert run.words == words
+    ids = np.asarray(tok.ids)
+    model = gensim.models.Word2Vec(
+        vector_size=3, window=2, negative=2, ns_exponent=0.75, sample=0,
+        alpha=0.025, min_alpha=0.025 * 1e-4, sg=1, hs=0, min_count=1, workers=1,
+        seed=1)
+    model.build_vocab_from_freq(dict(zip(words, np.bincount(ids).tolist())))
+    sents = compare.gensim_sentences(ids, words)
+    model.train(sents, total_examples=len(sents), total_words=len(ids), epochs=1)
+    for i in (0, 5, 11):
+        np.testing.assert_allclose(run.W[i], model.wv[words[i]], rtol=1e-6)
+    with pytest.raises(QwemError, match="untied"):
+        compare.gensim_run(corpus, 12, Word2VecConfig(embed_dim=3, tied=True),
+                           cache=False)
+
+
+def test_weighted_closed_form_is_stationary_for_its_weights(corpus):
+    """weight_power β: W = Γ⁻¹·top-d factor of ΓM*Γ is a stationary point of the
+    weighted loss Σ g_i g_j ((WWᵀ)_ij - M*_ij)² (its gradient 4 (G∘(WWᵀ-M*)) W
+    vanishes), matches an independent numpy eigh, and beats Setting 3.1's W on
+    that loss."""
+    import torch
+    from qwem_lib.pipeline import closed_form
+    from qwem_lib.targets import m_star
+    V, d, beta = 12, 3, 0.75
+    cfg = EmbedConfig(corpus, V, d, weight_power=beta)
+    res = closed_form(cfg, progress=False, cache=False)
+    W = res.W.numpy()
+    tokens, P, u = pair_statistics(cfg, progress=False)
+    M = m_star(P, u).numpy()
+    f = np.bincount(np.asarray(tokens.ids), minlength=V) / len(tokens.ids)
+    g = f ** beta / np.mean(f ** beta)
+    G = np.outer(g, g)
+    grad = 4 * (G * (W @ W.T - M)) @ W
+    assert np.linalg.norm(grad) < 1e-8 * np.linalg.norm(G * M) * np.linalg.norm(W)
+    lam, U = np.linalg.eigh(np.sqrt(G) * M)
+    ref = U[:, -d:] * np.sqrt(np.clip(lam[-d:], 0, None)) / np.sqrt(g)[:, None]
+    np.testing.assert_allclose(W @ W.T, ref @ ref.T, atol=1e-8)
+    W0 = closed_form(EmbedConfig(corpus, V, d), progress=False, cache=False).W.numpy()
+
+    def loss(X):
+        return float((G * (X @ X.T - M) ** 2).sum())
+    assert loss(W) < loss(W0)
+    # cached eigenpairs give the same W (the row scale is stored with them)
+    a = closed_form(cfg, progress=False).W
+    b = closed_form(cfg, progress=False).W
+    torch.testing.assert_close(a, b)
+    np.testing.assert_allclose(a.numpy() @ a.numpy().T, W @ W.T, atol=1e-8)
+
+
+def test_qwem_run_converges_to_the_closed_form(corpus):
+    """Trained QWEM (auto lr capped, auto steps) ends at svd(M*): its squared
+    singular values are M*'s top eigenvalues, and the run records its lr/steps."""
+    from qwem_lib.train import TrainConfig
+    V, d = 12, 2
+    cfg = EmbedConfig(corpus, V, d)
+    run = compare.qwem_run(cfg, TrainConfig(embed_dim=d, init_scale=1e-6,
+                                            time_factor=3.0), lr_cap=0.2,
+                           cache=False)
+    lam = np.asarray(run.info["eigvals"])
+    s2 = np.linalg.svd(run.W, compute_uv=False) ** 2
+    np.testing.assert_allclose(s2, lam, rtol=1e-3)
+    assert run.info["lr"] <= 0.2 / lam[0] * (1 + 1e-12)
+    assert run.history.step[-1] == run.info["steps"]
+    ref = compare.closed_form_run(cfg, cache=False)
+    assert evaluate_overlap(run.W, ref.W) > 0.999
+
+
+def evaluate_overlap(A, B):
+    from qwem_lib.evaluate import subspace_overlap
+    return subspace_overlap(A, B).mean_cos2

@@ -1,0 +1,368 @@
+"""Our streaming word2vec (SGNS): pairs, windows, subsampling, negatives, gradient,
+learning, resume and divergence, against hand-worked cases and independent code."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from qwem_lib.errors import QwemError
+from qwem_lib.train import History, TrainResult
+from qwem_lib.word2vec import (NegativeSampler, Word2VecConfig, draw_windows,
+                               keep_probs, sgns_update, train_word2vec, window_pairs)
+
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------------
+# (1) pairs of a fixed window draw, (2) their expected weights
+# ----------------------------------------------------------------------------------
+
+def test_window_pairs_hand_worked():
+    # Five kept positions, L = 3, window draws b = 2, 1, 3, 1, 2:
+    # p0 sees 1, 2; p1 sees 0, 2; p2 sees 0, 1, 3, 4 (b=3 is cut by the ends);
+    # p3 sees 2, 4; p4 sees 2, 3.
+    windows = torch.tensor([2, 1, 3, 1, 2])
+    centre, context = window_pairs(windows, 3)
+    got = sorted(zip(centre.tolist(), context.tolist()))
+    want = sorted([(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 3), (2, 4),
+                   (3, 2), (3, 4), (4, 2), (4, 3)])
+    assert got == want
+    # A batch of centres sees contexts outside the batch, but only its own centres.
+    c, o = window_pairs(windows, 3, start=1, stop=3)
+    assert sorted(zip(c.tolist(), o.tolist())) == [(1, 0), (1, 2), (2, 0), (2, 1),
+                                                     (2, 3), (2, 4)]
+    # As word ids of a kept stream: a multiset (repeated pairs count twice).
+    kept = torch.tensor([7, 3, 7, 1, 7])
+    ids = sorted(zip(kept[centre].tolist(), kept[context].tolist()))
+    assert ids == sorted([(7, 3), (7, 7), (3, 7), (3, 7), (7, 7), (7, 3), (7, 1),
+                          (7, 7), (1, 7), (1, 7), (7, 7), (7, 1)])
+
+
+def test_dynamic_window_weights():
+    """Offset s is used with probability (L - s + 1)/L on either side."""
+    L, n, draws = 4, 1000, 300
+    gen = torch.Generator().manual_seed(1)
+    counts = np.zeros(2 * L + 1)
+    interior = 0
+    for _ in range(draws):
+        b = draw_windows(n, L, gen)
+        assert int(b.min()) >= 1 and int(b.max()) <= L
+        c, o = window_pairs(b, L)
+        inside = (c >= L) & (c < n - L)  # centres whose windows are never cut
+        counts += np.bincount((o - c)[inside].numpy() + L, minlength=2 * L + 1)
+        interior += n - 2 * L
+    rate = counts / interior
+    expected = np.array([(L - abs(s) + 1) / L if s else 0.0
+                         for s in range(-L, L + 1)])
+    # ~3e5 centres per offset: standard error <= 9e-4
+    assert np.abs(rate - expected).max() < 5e-3, (rate, expected)
+
+
+# ----------------------------------------------------------------------------------
+# (3) subsampling
+# ----------------------------------------------------------------------------------
+
+def test_keep_probs_hand_worked():
+    # counts 90, 9, 1 (f = 0.9, 0.09, 0.01), t = 0.01:
+    # (sqrt(f/t) + 1) t/f = (sqrt(90) + 1)/90 = 0.1165203..., (sqrt(9) + 1)/9 = 4/9,
+    # (1 + 1)/1 = 2 -> clipped to 1.
+    p = keep_probs([90, 9, 1], 0.01)
+    want = torch.tensor([(math.sqrt(90) + 1) / 90, 4 / 9, 1.0], dtype=torch.float64)
+    assert torch.allclose(p, want, rtol=1e-12, atol=0)
+    assert abs(float(p[0]) - 0.1165203) < 1e-7
+    assert torch.equal(keep_probs([90, 9, 1], 0), torch.ones(3, dtype=torch.float64))
+
+
+def test_subsampling_keeps_that_fraction():
+    """The stream keeps each token of word w with probability p_w."""
+    from qwem_lib.word2vec import _prepare_block
+    ids = np.repeat(np.arange(3), [9000, 900, 100])
+    keep = keep_probs(np.bincount(ids), 0.01)
+    gen = torch.Generator().manual_seed(0)
+    kept = np.zeros(3)
+    for _ in range(20):
+        blk = _prepare_block(ids, keep, 2, gen, CPU)
+        kept += np.bincount(blk.kept.numpy(), minlength=3)
+        assert np.all(np.diff(blk.raw_pos) > 0)  # order kept
+    rate = kept / (20 * np.array([9000, 900, 100]))
+    assert np.allclose(rate, keep.numpy(), atol=0.02), (rate, keep)
+
+
+# ----------------------------------------------------------------------------------
+# (4) negatives
+# ----------------------------------------------------------------------------------
+
+def test_negative_sampler_matches_unigram_power():
+    counts = np.array([1000, 400, 150, 60, 20, 7, 3, 1])
+    s = NegativeSampler(counts, 0.75)
+    want = counts ** 0.75 / (counts ** 0.75).sum()
+    assert np.allclose(s.probs, want, rtol=1e-12)
+    n = 400_000
+    draws = s.draw((n,), torch.Generator().manual_seed(3)).numpy()
+    freq = np.bincount(draws, minlength=len(counts)) / n
+    # max abs error: standard error <= sqrt(0.25/n) = 8e-4
+    assert np.abs(freq - want).max() < 4e-3
+    chi2 = ((freq - want) ** 2 / want).sum() * n
+    assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-4, chi2
+    # power 1 is the unigram itself
+    assert np.allclose(NegativeSampler(counts, 1.0).probs, counts / counts.sum())
+
+
+# ----------------------------------------------------------------------------------
+# (5) one step's gradient against autograd on an independently written loss
+# ----------------------------------------------------------------------------------
+
+def _reference_loss(W, C, kept, windows, start, stop, negs, L):
+    """SGNS loss of the batch, written pair by pair with Python loops."""
+    total = W.new_zeros(())
+    n_pairs = 0
+    n = len(kept)
+    for p in range(start, stop):
+        c = kept[p]
+        for s in range(-L, L + 1):
+            if s == 0 or abs(s) > windows[p] or not 0 <= p + s < n:
+                continue
+            o = kept[p + s]
+            n_pairs += 1
+            total = total + F.softplus(-(W[o] @ C[c]))
+            for m in negs[p - start]:
+                if m != c:  # word2vec skips a negative equal to the centre word
+                    total = total + F.softplus(W[o] @ C[m])
+    return total, n_pairs
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("start,stop", [(0, 40), (5, 21), (30, 31)])
+def test_update_is_the_sgns_gradient(tied, start, stop):
+    V, d, L, k, n = 9, 4, 3, 3, 40
+    g = torch.Generator().manual_seed(7)
+    kept = torch.randint(0, V, (n,), generator=g)
+    windows = draw_windows(n, L, g)
+    negs = torch.randint(0, V, (stop - start, k), generator=g)
+    negs[0, 0] = kept[start]  # one negative equal to its centre: skipped
+    W = torch.randn(V, d, generator=g, dtype=torch.float64)
+    C = None if tied else torch.randn(V, d, generator=g, dtype=torch.float64)
+
+    Wr = W.clone().requires_grad_(True)
+    Cr = Wr if tied else C.clone().requires_grad_(True)
+    ref, n_ref = _reference_loss(Wr, Cr, kept.tolist(), windows.tolist(), start,
+                                 stop, negs.tolist(), L)
+    params = [Wr] if tied else [Wr, Cr]
+    grads = torch.autograd.grad(ref, params)
+
+    lr = 0.5
+    W1 = W.clone()
+    C1 = None if tied else C.clone()
+    loss, n_pairs = sgns_update(W1, C1, kept, windows, start, stop, negs, lr, L,
+                                step_cap=False)
+    assert int(n_pairs) == n_ref
+    assert torch.allclose(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+    assert torch.allclose((W - W1) / lr, grads[0], rtol=1e-10, atol=1e-12)
+    if not tied:
+        assert torch.allclose((C - C1) / lr, grads[1], rtol=1e-10, atol=1e-12)
+    # With the step cap and a small lr every row keeps the plain SGD step.
+    W2 = W.clone()
+    C2 = None if tied else C.clone()
+    sgns_update(W2, C2, kept, windows, start, stop, negs, 1e-6, L, step_cap=True)
+    assert torch.allclose((W - W2) / 1e-6, grads[0], rtol=1e-6, atol=1e-9)
+
+
+def _pair_lists(kept, windows, negs, L):
+    """Positive (o, c) and negative (o, m) index lists, built by explicit loops."""
+    pos, neg = [], []
+    n = len(kept)
+    for p in range(n):
+        for s in range(-windows[p], windows[p] + 1):
+            if s and 0 <= p + s < n:
+                pos.append((kept[p + s], kept[p]))
+                neg += [(kept[p + s], m) for m in negs[p] if m != kept[p]]
+    return torch.tensor(pos), torch.tensor(neg)
+
+
+def test_step_cap_is_a_newton_step_along_each_row():
+    """Untied: row r moves by -min(lr, 1/κ_r) g_r, with κ_r = u^T H_r u along
+    u = g_r/|g_r| and H_r the Hessian of the batch loss in that row (autograd)."""
+    V, d, L, k, n = 25, 3, 3, 4, 40
+    g = torch.Generator().manual_seed(11)
+    kept = torch.randint(0, V, (n,), generator=g)
+    kept[::3] = 0  # a frequent word
+    windows = draw_windows(n, L, g)
+    negs = torch.randint(0, V, (n, k), generator=g)
+    negs[:, 0] = 1  # a frequent negative
+    W = torch.randn(V, d, generator=g, dtype=torch.float64)
+    C = torch.randn(V, d, generator=g, dtype=torch.float64)
+    lr = 0.1
+    pos, neg = _pair_lists(kept.tolist(), windows.tolist(), negs.tolist(), L)
+
+    def loss_of(Wx, Cx):
+        return (F.softplus(-(Wx[pos[:, 0]] * Cx[pos[:, 1]]).sum(1)).sum()
+                + F.softplus((Wx[neg[:, 0]] * Cx[neg[:, 1]]).sum(1)).sum())
+
+    W1, C1 = W.clone(), C.clone()
+    sgns_update(W1, C1, kept, windows, 0, n, negs, lr, L, step_cap=True)
+    Wr, Cr = W.clone().requires_grad_(True), C.clone().requires_grad_(True)
+    gW, gC = torch.autograd.grad(loss_of(Wr, Cr), [Wr, Cr])
+    capped = free = 0
+    for which, (M0, M1, grad) in {"W": (W, W1, gW), "C": (C, C1, gC)}.items():
+        for r in range(V):
+            if not grad[r].any():
+                assert torch.equal(M0[r], M1[r])
+                continue
+
+            def row_loss(v, r=r, which=which):
+                M = torch.cat([M0[:r], v[None], M0[r + 1:]])
+                return loss_of(M, C) if which == "W" else loss_of(W, M)
+            H = torch.autograd.functional.hessian(row_loss, M0[r].clone())
+            u = grad[r] / grad[r].norm()
+            step = min(lr, 1.0 / float(u @ H @ u))
+            capped += step < lr
+            free += step == lr
+            assert torch.allclose(M0[r] - M1[r], step * grad[r], rtol=1e-9,
+                                  atol=1e-12), (which, r)
+    assert capped >= 2 and free >= 10, (capped, free)  # frequent rows are capped
+
+
+# ----------------------------------------------------------------------------------
+# (6) learning structure, (7) resume, (8) divergence
+# ----------------------------------------------------------------------------------
+
+def _two_topics(n_segments=150, seg=60, per_topic=8, seed=0):
+    """A stream of segments, each drawn from one of two disjoint word clusters."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(n_segments):
+        topic = rng.integers(2)
+        parts.append(topic * per_topic + rng.integers(0, per_topic, seg))
+    return np.concatenate(parts), 2 * per_topic
+
+
+def _cos(W):
+    U = W / W.norm(dim=1, keepdim=True)
+    return U @ U.T
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_learns_topic_clusters(tied):
+    ids, V = _two_topics()
+    cfg = Word2VecConfig(embed_dim=8, window=3, negatives=5, subsample=0, epochs=3,
+                         lr=0.025, batch_size=16, tied=tied, dtype="float64")
+    res = train_word2vec(cfg, ids, V, device=CPU, progress=False, n_checkpoints=5)
+    assert isinstance(res, TrainResult) and isinstance(res.history, History)
+    S = _cos(res.W)
+    same = np.add.outer(np.arange(V) // 8, -(np.arange(V) // 8)) == 0
+    off = ~np.eye(V, dtype=bool)
+    within = float(S[torch.from_numpy(same & off)].mean())
+    across = float(S[torch.from_numpy(~same)].mean())
+    assert within > across + 0.5, (within, across)
+    h = res.history
+    assert h.step[0] == 0 and h.step[-1] == res.steps
+    assert res.checkpoint_words[-1] == 3 * len(ids)
+    assert all(len(s) == 8 for s in h.singular_values)
+    assert all(a >= b for s in h.singular_values for a, b in zip(s, s[1:]))
+    assert np.all(np.diff(h.t) > 0) and h.loss[-1] < h.loss[0]
+    assert (res.C is None) == tied
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    ids, V = _two_topics(n_segments=60, seg=50)
+    cfg = Word2VecConfig(embed_dim=5, window=4, negatives=3, subsample=1e-2,
+                         epochs=2, batch_size=20, tied=False, block_tokens=700)
+    full = train_word2vec(cfg, ids, V, device=CPU, progress=False,
+                          out_dir=tmp_path / "a", n_checkpoints=12)
+    assert (tmp_path / "a" / "checkpoint.npz").exists()
+    assert (tmp_path / "a" / "history.json").exists()
+    for until in (7, full.steps // 2 + 3):  # early, and mid-way in epoch 2
+        out = tmp_path / f"b{until}"
+        part = train_word2vec(cfg, ids, V, device=CPU, progress=False, out_dir=out,
+                              n_checkpoints=12, until=until)
+        assert part.steps == until
+        res = train_word2vec(cfg, ids, V, device=CPU, progress=False, out_dir=out,
+                             n_checkpoints=12, resume=True)
+        assert res.steps == full.steps
+        assert torch.equal(res.W, full.W) and torch.equal(res.C, full.C)
+        assert res.history.to_dict() == full.history.to_dict()
+        assert res.checkpoint_words == full.checkpoint_words
+        assert not [p for p in out.iterdir() if ".part" in p.name]
+    # another configuration refuses to resume from that checkpoint
+    with pytest.raises(QwemError, match="another"):
+        train_word2vec(Word2VecConfig(embed_dim=5, window=3), ids, V, device=CPU,
+                       progress=False, out_dir=tmp_path / "a", n_checkpoints=12,
+                       resume=True)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("lr,n_checkpoints,what", [
+    (1e30, 1, "the loss became NaN/inf"),  # overflows within a few steps
+    (5.0, 30, "the loss per pair rose to"),  # overshoots, caught at a checkpoint
+])
+def test_divergence_names_step_and_lr(tied, lr, n_checkpoints, what):
+    ids, V = _two_topics(n_segments=40)
+    cfg = Word2VecConfig(embed_dim=4, window=3, lr=lr, subsample=0, batch_size=16,
+                         tied=tied)
+    with pytest.raises(QwemError, match=rf"diverged at step \d+: {what}.*"
+                                        r"learning rate \d"):
+        train_word2vec(cfg, ids, V, device=CPU, progress=False,
+                       n_checkpoints=n_checkpoints)
+
+
+# ----------------------------------------------------------------------------------
+# errors
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [dict(window=0), dict(negatives=0),
+                                    dict(batch_size=0), dict(epochs=0),
+                                    dict(lr=0.0), dict(lr=float("nan")),
+                                    dict(subsample=-1.0), dict(init_scale=0.0),
+                                    dict(dtype="float16"), dict(seed=-1)])
+def test_bad_config(kwargs):
+    with pytest.raises(QwemError):
+        Word2VecConfig(**kwargs)
+
+
+def test_bad_tokens():
+    cfg = Word2VecConfig(embed_dim=2, window=2)
+    with pytest.raises(QwemError, match="empty|0 token"):
+        train_word2vec(cfg, np.zeros(0, np.int32), 5, device=CPU, progress=False)
+    with pytest.raises(QwemError, match="distinct ids occur"):
+        train_word2vec(cfg, np.array([0, 1, 2, 1, 0]), 5, device=CPU,
+                       progress=False)
+    with pytest.raises(QwemError, match=r"0\.\.2"):
+        train_word2vec(cfg, np.array([0, 1, 3]), 3, device=CPU, progress=False)
+    with pytest.raises(QwemError, match="1-D integer"):
+        train_word2vec(cfg, np.array([0.0, 1.0]), 2, device=CPU, progress=False)
+    with pytest.raises(QwemError, match="resume"):
+        train_word2vec(cfg, np.array([0, 1, 0]), 2, device=CPU, progress=False,
+                       resume=True)
+
+
+# ----------------------------------------------------------------------------------
+# a real corpus
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_bundled_sample_learns_analogies_and_neighbours():
+    from qwem_lib.corpus import load_tokens
+    from qwem_lib.evaluate import analogy_paper
+    torch.set_num_threads(1)
+    tokens = load_tokens("sample", 2000, progress=False)
+    words = tokens.vocab.words
+    cfg = Word2VecConfig(embed_dim=50, window=5, batch_size=64)
+    res = train_word2vec(cfg, tokens.ids, len(words), device=CPU, progress=False,
+                         n_checkpoints=3)
+    acc = analogy_paper(res.W, words, device=CPU)
+    print(f"analogy accuracy (paper's protocol) {acc.accuracy:.3f} on {acc.n} "
+          f"analogies; chance ~ {1 / len(words):.4f}")
+    assert acc.accuracy > 0.05
+    S = _cos(res.W)
+    months = {"january", "february", "march", "april", "june", "july", "august",
+              "september", "october", "november", "december"}
+    numbers = {"two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    for word, group in (("july", months), ("four", numbers)):
+        i = words.index(word)
+        top = [words[j] for j in S[i].argsort(descending=True)[1:6].tolist()]
+        print(word, "->", top)
+        assert len(group & set(top)) >= 3, top
