@@ -11,9 +11,10 @@ process and each from the corpus file (no cached tokens, counts or eigenpairs):
    --weight-power 0.5``): the best of a scan of these knobs (chapter 5), chosen on
    the analogy accuracy itself, so its score is optimistic by that selection;
 4. the tuned closed form of a larger corpus (``--big-corpus``, default the 70M-token
-   ``enwiki2015`` when it is found, read with the text8 normalisation): the closed
-   form's cost is in reading and counting, so for a fraction of word2vec's time it
-   can read four times the tokens;
+   ``enwiki2015`` when it is found, read with the text8 normalisation; two
+   subsampling draws, ``qwem_lib.compare.TUNED_BIG``): the closed form's cost is in
+   reading and counting, so for a fraction of word2vec's time it can read four times
+   the tokens;
 5. gensim's ``Word2Vec`` (skip-gram, k = 5, window 10, sample 1e-4, 5 epochs,
    ``--workers`` threads) on exactly our token stream and vocabulary;
 6. our word2vec (``qwem train --loss sgns --reweight word2vec --untied``, same
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             print(f"--big-corpus {args.big_corpus!r} skipped: {exc}")
         else:
-            big = EmbedConfig(args.big_corpus, V, d, scheme="text8", **compare.TUNED)
+            big = EmbedConfig(args.big_corpus, V, d, scheme="text8",
+                              **compare.TUNED_BIG)
             jobs.append(("svd(M*), tuned, big corpus", lambda: compare.closed_form_run(
                 big, device=device, cache=cache, name="svd(M*), tuned, big corpus")))
     jobs += [("word2vec (gensim)", lambda: compare.gensim_run(
