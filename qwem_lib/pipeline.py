@@ -267,9 +267,9 @@ def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
     ``g_i = f_i^β / mean(f^β)`` with ``f_i`` the frequency of word i among ``ids``.
     """
     V = config.vocab_size
-    f = torch.from_numpy(np.bincount(np.asarray(ids), minlength=V)[:V] / len(ids))
     if not config.weight_power:
         return torch.ones(V, dtype=torch.float64)
+    f = torch.from_numpy(np.bincount(np.asarray(ids), minlength=V)[:V] / len(ids))
     g = f.clamp_min(1e-300).pow(config.weight_power)
     return (g / g.mean()).sqrt()
 

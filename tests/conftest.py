@@ -6,6 +6,8 @@ inherited by the Jupyter kernels that nbval starts for the chapter notebooks.
 
 import os
 
+import pytest
+
 # Chapters read QWEM_SCALE in their configuration cell; tests run them small.
 os.environ.setdefault("QWEM_SCALE", "small")
 # Figures render off-screen, in this process and in the notebook kernels (so under
@@ -23,3 +25,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: takes more than a few seconds (deselect with -m 'not slow')"
     )
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A fresh, empty QWEM_CACHE for one test (no cached tokens, eigenpairs or runs)."""
+    monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "cache"))

@@ -16,9 +16,7 @@ WORDS = ("the king rules the land and the queen rules the sea a man walks with a
          "river where the boy and the girl swim").split()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

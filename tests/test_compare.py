@@ -16,9 +16,7 @@ from qwem_lib.word2vec import Word2VecConfig, keep_probs
 WORDS = "a b c d e f g h i j k l".split()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture
