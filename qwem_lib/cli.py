@@ -6,6 +6,8 @@
                 ``--loss sgns --reweight word2vec`` streams over the corpus as word2vec
                 does (dynamic window, subsampling, k negatives from P^{3/4})
 ``qwem theory`` the closed-form timescales and singular-value curves of training
+``qwem tasks``  embeddings -> task-vector analysis per analogy category (spiked
+                Marchenko-Pastur fit, SNR, localisation), as a table and JSON
 
 Errors caused by input print one line, ``qwem: error: ...``, and exit with status 2;
 no partial output file is left behind.
@@ -140,6 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time points of the predicted curves (default 200)")
     h.add_argument("--out", metavar="JSON", help="write the predictions here")
     h.set_defaults(func=_cmd_theory)
+
+    k = sub.add_parser("tasks", help="task vectors of analogy categories as spiked "
+                       "random matrices",
+                       description="For each analogy category, the task vectors "
+                       "w_b - w_a of its unique in-vocabulary pairs, in the "
+                       "embeddings' principal axes (the eigen-features for `qwem "
+                       "embed` output), kept to their first d coordinates: the "
+                       "Marchenko-Pastur fit of the spectrum of (1/d) R R^T with "
+                       "its outliers, the SNR and the inverse participation ratio "
+                       "of the mean task vector.")
+    k.add_argument("file", help="embeddings in word2vec text format")
+    k.add_argument("--dims", default=None, metavar="D1,D2,...",
+                   help="numbers of leading features (default: powers of 2 up to "
+                   "the dimension, and the dimension)")
+    k.add_argument("--questions", default=None, metavar="PATH",
+                   help="analogy file in the Google format (default: the bundled "
+                   "Google analogies)")
+    k.add_argument("--out", metavar="JSON", help="also write the report here")
+    k.set_defaults(func=_cmd_tasks)
     return p
 
 
@@ -387,6 +408,56 @@ def _cmd_theory(args: argparse.Namespace) -> int:
                   "t": t_grid.tolist(), "s2": curves.tolist()}
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(report) + "\n")
+    return 0
+
+
+def _dims(text: str | None, dim: int) -> list[int]:
+    if text is None:
+        return sorted({2 ** k for k in range(1, dim.bit_length()) if 2 ** k < dim}
+                      | {dim})
+    try:
+        dims = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise QwemError(f"--dims must be integers separated by commas, got "
+                        f"{text!r}") from None
+    bad = [d for d in dims if not 1 <= d <= dim]
+    if not dims or bad:
+        raise QwemError(f"--dims must lie in 1..{dim} (the embeddings' dimension), "
+                        f"got {text!r}")
+    return dims
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from ._atomic import atomic_path
+    from .rmt import category_report, principal_axes, task_vectors
+    from .vectors import load_word2vec
+
+    words, W = load_word2vec(args.file)
+    dims = _dims(args.dims, W.shape[1])
+    tasks = task_vectors(principal_axes(W), words, args.questions)
+    if not tasks:
+        raise QwemError(f"no analogy category has two pairs with both words in the "
+                        f"{len(words):,}-word vocabulary of {args.file}; use larger "
+                        "embeddings or another --questions file")
+    reports = [category_report(tv, dims) for tv in tasks.values()]
+    print(f"{'category':30s} {'N':>3s} {'d':>5s} {'SNR':>6s} {'IPR':>6s} "
+          f"{'d_eff':>7s} {'KS':>6s} {'out':>3s} {'spike/BBP':>9s}")
+    for rep in reports:
+        for row in rep["by_dim"]:
+            f = row["fit"]
+            if f is None:
+                fit = f"{'-':>7s} {'-':>6s} {'-':>3s} {'-':>9s}"
+            else:
+                ratio = f"{f['spike'][0] / f['bbp']:9.2f}" if f["spike"] else "-"
+                fit = (f"{f['d_eff']:7.1f} {f['ks']:6.3f} {len(f['outliers']):3d} "
+                       f"{ratio:>9s}")
+            ipr = "-" if row["ipr"] is None else f"{row['ipr']:.3f}"
+            print(f"{rep['category'][:30]:30s} {rep['n_pairs']:3d} {row['d']:5d} "
+                  f"{row['snr']:6.2f} {ipr:>6s} {fit}")
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps({"file": str(args.file), "dims": dims,
+                                       "categories": reports}, indent=2) + "\n")
     return 0
 
 

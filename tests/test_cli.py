@@ -249,3 +249,51 @@ def test_embed_subsample_flag(corpus, tmp_path):
     _, Wa = load_word2vec(a)
     _, Wb = load_word2vec(b)
     np.testing.assert_allclose(np.abs(Wa), np.abs(Wb), atol=1e-5)
+
+
+def _tasks_files(tmp_path):
+    """Embeddings of a synthetic analogy category with a spike, and its questions."""
+    from qwem_lib.vectors import save_word2vec
+
+    rng = np.random.default_rng(0)
+    N, D = 30, 32
+    A = rng.standard_normal((N, D))
+    mu = rng.standard_normal(D)
+    mu *= np.sqrt(6.0 * D / N) / np.linalg.norm(mu)        # spike strength 6
+    R = rng.standard_normal((N, D)) + mu
+    words = [f"a{n}" for n in range(N)] + [f"b{n}" for n in range(N)]
+    emb = save_word2vec(tmp_path / "emb.txt", words, np.vstack([A, A + R]))
+    q = tmp_path / "q.txt"
+    q.write_text(": syn\n" + "".join(f"a{n} b{n} a{n + 1} b{n + 1}\n"
+                                     for n in range(N - 1)))
+    return emb, q
+
+
+def test_tasks_reports_the_spike(tmp_path, capsys):
+    emb, q = _tasks_files(tmp_path)
+    out = tmp_path / "tasks.json"
+    assert main(["tasks", str(emb), "--questions", str(q), "--dims", "8,32",
+                 "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "syn" in table and "SNR" in table
+    rep = json.loads(out.read_text())
+    assert rep["dims"] == [8, 32]
+    (cat,) = rep["categories"]
+    assert cat["category"] == "syn" and cat["n_pairs"] == 30
+    full = cat["by_dim"][-1]
+    assert full["d"] == 32 and len(full["fit"]["outliers"]) == 1
+    assert full["fit"]["spike"][0] > full["fit"]["bbp"]
+    assert full["snr"] > 3
+
+
+def test_tasks_default_dims_and_bad_input(tmp_path, capsys):
+    emb, q = _tasks_files(tmp_path)
+    assert main(["tasks", str(emb), "--questions", str(q)]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("syn")]
+    assert [int(ln.split()[2]) for ln in rows] == [2, 4, 8, 16, 32]
+    assert main(["tasks", str(emb), "--questions", str(q), "--dims", "64"]) == 2
+    assert "1..32" in capsys.readouterr().err
+    empty = tmp_path / "none.txt"
+    empty.write_text(": other\nx y z w\n")
+    assert main(["tasks", str(emb), "--questions", str(empty)]) == 2
+    assert "no analogy category" in capsys.readouterr().err
