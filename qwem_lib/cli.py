@@ -452,8 +452,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
                 fit = (f"{f['d_eff']:7.1f} {f['ks']:6.3f} {len(f['outliers']):3d} "
                        f"{ratio:>9s}")
             ipr = "-" if row["ipr"] is None else f"{row['ipr']:.3f}"
+            snr = "-" if row["snr"] is None else f"{row['snr']:.2f}"
             print(f"{rep['category'][:30]:30s} {rep['n_pairs']:3d} {row['d']:5d} "
-                  f"{row['snr']:6.2f} {ipr:>6s} {fit}")
+                  f"{snr:>6s} {ipr:>6s} {fit}")
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps({"file": str(args.file), "dims": dims,

@@ -322,7 +322,8 @@ class MPFit:
     ks : float
         Kolmogorov-Smirnov distance between the bulk eigenvalues and the law.
     outliers : (m,) array
-        The eigenvalues above ``threshold``, descending.
+        The eigenvalues set apart from the bulk, descending: once the fit has
+        converged, those above ``threshold`` (at most ``max_outliers``).
     threshold : float
         ``λ₊ + TW₁(0.99) · tw_scale``: above it an eigenvalue is an outlier.
     spike : (m,) array
@@ -544,13 +545,16 @@ def category_report(tv: TaskVectors, dims: Sequence[int]) -> dict:
     -------
     dict
         ``{"category", "n_pairs", "by_dim": [{"d", "snr", "ipr", "fit": {...}}]}``;
-        ``fit`` is None with fewer than 4 pairs.
+        ``fit`` is None with fewer than 4 pairs; ``snr`` and ``ipr`` are None when
+        the task vectors (or their mean) are zero.
     """
     rows = []
     for d in dims:
         if not 1 <= d <= tv.R.shape[1]:
             continue
-        row = {"d": int(d), "snr": snr(tv.R, d), "ipr": None, "fit": None}
+        value = snr(tv.R, d)
+        row = {"d": int(d), "snr": None if math.isnan(value) else value, "ipr": None,
+               "fit": None}
         if np.any(tv.mean(d)):
             row["ipr"] = ipr(localisation(tv.R, d))
         if tv.n >= 4 and np.any(tv.R[:, :d]):

@@ -280,3 +280,14 @@ def test_category_report_matches_the_functions():
     assert row["ipr"] == pytest.approx(rmt.ipr(rmt.localisation(R, 64)))
     assert row["fit"]["d_eff"] == pytest.approx(f.d_eff)
     assert len(row["fit"]["outliers"]) == 1 and row["fit"]["spike"][0] > 1.0
+
+
+def test_category_report_zero_task_vectors_give_none():
+    """Two words with the same embedding: zero task vectors, nothing to fit."""
+    words = ["a", "b", "c", "d"]
+    W = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 1.0], [3.0, 1.0]])
+    q = {"same": [("a", "b", "c", "d")]}
+    rep = rmt.category_report(rmt.task_vectors(W, words, q)["same"], [1, 2])
+    assert [r["snr"] for r in rep["by_dim"]] == [None, None]
+    assert [r["ipr"] for r in rep["by_dim"]] == [None, None]
+    assert [r["fit"] for r in rep["by_dim"]] == [None, None]
