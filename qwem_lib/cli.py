@@ -474,6 +474,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qwem: interrupted; no partial output was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `qwem tasks ... | head`): stop quietly.  Point
+        # stdout at devnull so that the interpreter's final flush does not fail too.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -297,3 +297,15 @@ def test_tasks_default_dims_and_bad_input(tmp_path, capsys):
     empty.write_text(": other\nx y z w\n")
     assert main(["tasks", str(emb), "--questions", str(empty)]) == 2
     assert "no analogy category" in capsys.readouterr().err
+
+
+def test_closed_pipe_is_quiet(tmp_path):
+    """`qwem tasks ... | head -1`: no traceback when the reader stops early."""
+    emb, _ = _tasks_files(tmp_path)
+    q = tmp_path / "many.txt"       # 2,000 small categories: far more than a pipe holds
+    q.write_text("".join(f": c{i}\na0 b0 a1 b1\na2 b2 a0 b0\n" for i in range(2000)))
+    cmd = (f"{sys.executable} -m qwem_lib.cli tasks {emb} --questions {q} "
+           f"--dims 2,4,8,16,32 | head -1")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert proc.stdout.startswith("category")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
