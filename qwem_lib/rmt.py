@@ -42,7 +42,7 @@ from scipy import optimize
 
 from .dynamics import mode_trajectory
 from .errors import QwemError
-from .evaluate import analogy_pairs
+from .evaluate import _check, _word_index, analogy_pairs
 
 __all__ = ["TaskVectors", "task_vectors", "principal_axes", "category_report",
            "gram_spectrum", "mp_edges", "mp_pdf",
@@ -57,11 +57,6 @@ TW1_99 = 2.0234
 # ----------------------------------------------------------------------------------
 # task vectors
 # ----------------------------------------------------------------------------------
-
-def _as_array(W) -> np.ndarray:
-    """A float64 numpy copy of a numpy array or torch tensor (any device)."""
-    return np.asarray(W.detach().cpu() if hasattr(W, "detach") else W,
-                      dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,11 +106,8 @@ def task_vectors(W, words: Sequence[str], questions=None, *,
     dict of str to TaskVectors
         In the file's category order.
     """
-    W = _as_array(W)
-    if W.ndim != 2 or W.shape[0] != len(words):
-        raise QwemError(f"task_vectors: W must be (V, D) with V = len(words) = "
-                        f"{len(words)}, got shape {W.shape}")
-    index = {w.lower(): i for i, w in enumerate(words)}
+    W = _check(W, words, "task_vectors").cpu().numpy().astype(np.float64)
+    index = _word_index(words)
     out = {}
     for cat, pairs in analogy_pairs(questions, words).items():
         if len(pairs) < min_pairs:
@@ -145,7 +137,7 @@ def principal_axes(W) -> np.ndarray:
     -------
     (V, D) float64 array
     """
-    W = _as_array(W)
+    W = np.asarray(W.detach().cpu() if hasattr(W, "detach") else W, dtype=np.float64)
     U, S, _ = np.linalg.svd(W, full_matrices=False)
     return U * S
 
@@ -456,16 +448,19 @@ def snr(R, d: int | None = None, *, rtol: float | None = None) -> float:
     d : int, optional
         First d columns (default all).
     rtol : float, optional
-        Eigenvalues below ``rtol · λ_max`` count as zero for the rank (default
-        ``max(N, d) · eps``, as in numpy's ``matrix_rank``).
+        Eigenvalues below ``rtol · λ_max`` count as zero for the rank (default: those
+        :func:`gram_spectrum` set to zero, below ``max(N, d) · eps · λ_max`` as in
+        numpy's ``matrix_rank``).
     """
-    lam = gram_spectrum(R, d)
+    return _snr(gram_spectrum(R, d), rtol)
+
+
+def _snr(lam: np.ndarray, rtol: float | None = None) -> float:
+    """:func:`snr` of a spectrum from :func:`gram_spectrum` (descending)."""
     top = lam[0]
     if not top > 0:
         return math.nan
-    d = np.asarray(R).shape[1] if d is None else d
-    rtol = max(len(lam), d) * np.finfo(np.float64).eps if rtol is None else rtol
-    rank = int((lam > rtol * top).sum())
+    rank = int((lam > (0.0 if rtol is None else rtol * top)).sum())
     return float(top * rank / lam.sum())
 
 
@@ -552,13 +547,14 @@ def category_report(tv: TaskVectors, dims: Sequence[int]) -> dict:
     for d in dims:
         if not 1 <= d <= tv.R.shape[1]:
             continue
-        value = snr(tv.R, d)
+        lam = gram_spectrum(tv.R, d)            # one spectrum for SNR and fit
+        value = _snr(lam)
         row = {"d": int(d), "snr": None if math.isnan(value) else value, "ipr": None,
                "fit": None}
         if np.any(tv.mean(d)):
             row["ipr"] = ipr(localisation(tv.R, d))
-        if tv.n >= 4 and np.any(tv.R[:, :d]):
-            f = fit_mp(gram_spectrum(tv.R, d))
+        if tv.n >= 4 and lam[0] > 0:
+            f = fit_mp(lam)
             row["fit"] = {"sigma2": f.sigma2, "gamma": f.gamma, "d_eff": f.d_eff,
                           "ks": f.ks, "edge": f.edges[1], "bbp": f.bbp,
                           "outliers": f.outliers.tolist(),
