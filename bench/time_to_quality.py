@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["QWEM_DATA"] = os.path.abspath(shared)
 
     from qwem_lib import compare, evaluate
-    from qwem_lib.pipeline import EmbedConfig, default_device
+    from qwem_lib.devices import default_device
+    from qwem_lib.pipeline import EmbedConfig
     from qwem_lib.word2vec import Word2VecConfig
 
     device = default_device(args.device)

@@ -190,7 +190,8 @@ def _auto_or(text: str, kind):
 
 def _mstar_inputs(args: argparse.Namespace):
     """Corpus statistics for train/theory: tokens, P_ij, unigram, M*, device."""
-    from .pipeline import EmbedConfig, Stopwatch, default_device, pair_statistics
+    from .devices import default_device
+    from .pipeline import EmbedConfig, Stopwatch, pair_statistics
     from .targets import m_star
 
     config = EmbedConfig(corpus=args.corpus, vocab_size=args.vocab_size,
@@ -213,7 +214,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._atomic import atomic_path
-    from .pipeline import EmbedConfig, Stopwatch, closed_form, default_device
+    from .devices import default_device
+    from .pipeline import EmbedConfig, Stopwatch, closed_form
     from .vectors import save_word2vec
 
     t_start = time.perf_counter()
@@ -258,8 +260,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ._atomic import atomic_path
+    from .devices import default_device
     from .evaluate import report
-    from .pipeline import default_device
     from .vectors import load_word2vec
 
     words, W = load_word2vec(args.file)
@@ -336,7 +338,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     """``qwem train --loss sgns --reweight word2vec``: word2vec over the token stream."""
     from ._atomic import atomic_path
     from .corpus import load_tokens
-    from .pipeline import default_device
+    from .devices import default_device
     from .vectors import save_word2vec
     from .word2vec import Word2VecConfig, train_word2vec
 

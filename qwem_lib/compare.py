@@ -65,7 +65,7 @@ class Run:
         Wall time of the whole method when it ran (not when read from the cache).
     info : dict
         Method-specific facts (settings, eigenvalues, steps, ...).
-    history : qwem_lib.train.History or None
+    history : qwem_lib.history.History or None
         Checkpoints of a training run.
     cached : bool
         Whether this object was read from the cache.
@@ -91,7 +91,7 @@ def _path(kind: str, key: dict):
 
 
 def _load(path, name: str) -> Run:
-    from .train import History
+    from .history import History
 
     with np.load(path, allow_pickle=False) as z:
         hist = str(z["history"])

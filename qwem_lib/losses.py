@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,7 +53,7 @@ from .targets import m_star, negative_probs
 
 __all__ = ["sgns_pos", "sgns_neg", "qwem_pos", "qwem_neg", "pair_losses",
            "sampled_loss", "Reweighting", "reweighting", "subsample_keep_probs",
-           "expected_loss", "expected_grad", "quartic_minus_frobenius",
+           "keep_probs", "expected_loss", "expected_grad", "quartic_minus_frobenius",
            "REWEIGHTINGS", "LOSSES"]
 
 LOSSES = ("qwem", "sgns")
@@ -319,6 +320,21 @@ def subsample_keep_probs(unigram: torch.Tensor, t: float = 1e-5) -> torch.Tensor
         raise QwemError(f"the subsampling threshold must be > 0, got {t}")
     r = t / unigram
     return torch.clamp(r.sqrt() + r, max=1.0)
+
+
+def keep_probs(counts, t: float) -> torch.Tensor:
+    """word2vec's subsampling keep probability of each word, ``(V,)`` float64.
+
+    ``p_w = min(1, (sqrt(f_w/t) + 1) · t/f_w)`` with ``f_w = count_w / Σ count``,
+    i.e. :func:`qwem_lib.losses.subsample_keep_probs` of the counts' unigram.  ``t = 0``
+    keeps everything.  Words with count 0 get 1 (they never occur).
+    """
+    c = torch.as_tensor(np.asarray(counts, dtype=np.float64))
+    if t == 0:
+        return torch.ones_like(c)
+    f = c / c.sum()
+    return torch.where(f > 0, subsample_keep_probs(f.clamp_min(1e-300), t),
+                       torch.ones_like(f))
 
 
 def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,

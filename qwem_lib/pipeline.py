@@ -19,27 +19,18 @@ from . import corpus as corpus_mod
 from . import data
 from ._atomic import atomic_path
 from .cooccurrence import count_pairs, window_weights
+from .devices import default_device
 from .errors import QwemError
+from .losses import keep_probs
 from .spectral import EighResult, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
-__all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "default_device",
-           "pair_statistics", "statistics", "closed_form"]
+__all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
+           "statistics", "closed_form"]
 
 METHODS = ("mstar", "ppmi", "pmi")
 # Bump when the eigensolver's defaults or accuracy change: it is part of cache keys.
 _SOLVER_VERSION = "block-krylov-2"
-
-
-def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given (``"auto"`` or None: CUDA when available, else CPU)."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise QwemError("--device cuda was requested but torch sees no CUDA device; "
-                        "use --device cpu (or auto)")
-    return device
 
 
 @dataclass(frozen=True)
@@ -70,7 +61,7 @@ class EmbedConfig:
     subsample : float
         word2vec's frequent-word subsampling applied before counting: each token of
         word w is kept with probability ``min(1, sqrt(t/f_w) + t/f_w)``
-        (:func:`qwem_lib.word2vec.keep_probs`) and the window slides over the kept
+        (:func:`qwem_lib.losses.keep_probs`) and the window slides over the kept
         tokens, so it reaches further, as in word2vec.  0 (default): none.
     subsample_draws : int
         Independent subsamplings whose counts are summed (like word2vec's epochs,
@@ -223,8 +214,6 @@ def _count(ids, config: EmbedConfig, device, progress: bool) -> torch.Tensor:
     if not config.subsample:
         return count_pairs(ids, config.vocab_size, config.context_len,
                            config.weighting, device=device, progress=progress)
-    from .word2vec import keep_probs
-
     ids = np.asarray(ids)
     keep = keep_probs(np.bincount(ids, minlength=config.vocab_size),
                       config.subsample).numpy()[ids]

@@ -1,7 +1,7 @@
 """Training QWEM (or SGNS) embeddings by gradient descent, with checkpoints and history.
 
-PAPER.md §1-4.  One trainer, two modes, sharing :class:`History` and the checkpoint
-format:
+PAPER.md §1-4.  One trainer, two modes, sharing :class:`qwem_lib.history.History`
+and the checkpoint format (:mod:`qwem_lib.history`):
 
 * **full batch** (``batch_size=None``): gradient descent on the expected loss
   ``L(W) = sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``
@@ -34,24 +34,25 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ._atomic import atomic_path
+from .devices import default_device
 from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
                        timescales)
 from .errors import QwemError
+from .history import (History, TrainResult, diverged_error, load_checkpoint,
+                      save_checkpoint)
 from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, expected_grad,
                      expected_loss, reweighting)
-from .pipeline import default_device
 from .spectral import top_eigh
 
-__all__ = ["TrainConfig", "History", "TrainResult", "Spectrum", "spectrum",
-           "loss_scale", "resolve_lr", "resolve_steps", "checkpoint_steps",
-           "sample_pairs", "PairSampler", "minibatch_grad", "train", "default_device"]
+__all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
+           "resolve_steps", "checkpoint_steps", "sample_pairs", "PairSampler",
+           "minibatch_grad", "train"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 CHECKPOINT = "checkpoint.npz"
@@ -143,105 +144,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class History:
-    """What a run recorded at its checkpoints (equal-length lists).
-
-    Attributes
-    ----------
-    step : list of int
-    t : list of float
-        Flow time of PAPER.md §3 (``step · 2 lr c``).
-    loss : list of float
-        Expected loss (:func:`qwem_lib.losses.expected_loss`) at W.
-    singular_values : list of list of float
-        The d singular values of W, descending, per checkpoint.
-    analogy : list of (float or None)
-        Analogy accuracy (paper's protocol) if words were given, else None.
-    """
-
-    step: list = field(default_factory=list)
-    t: list = field(default_factory=list)
-    loss: list = field(default_factory=list)
-    singular_values: list = field(default_factory=list)
-    analogy: list = field(default_factory=list)
-
-    _FIELDS = ("step", "t", "loss", "singular_values", "analogy")
-
-    def __post_init__(self):
-        n = {len(getattr(self, f)) for f in self._FIELDS}
-        if len(n) > 1:
-            raise QwemError("a History needs equal-length lists step, t, loss, "
-                            "singular_values and analogy")
-
-    def append(self, step: int, t: float, loss: float, singular_values,
-               analogy: float | None) -> None:
-        self.step.append(int(step))
-        self.t.append(float(t))
-        self.loss.append(float(loss))
-        self.singular_values.append([float(s) for s in singular_values])
-        self.analogy.append(None if analogy is None else float(analogy))
-
-    def to_dict(self) -> dict:
-        return {f: list(getattr(self, f)) for f in self._FIELDS}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        try:
-            return cls(**{f: list(d[f]) for f in cls._FIELDS})
-        except (KeyError, TypeError) as e:
-            raise QwemError(f"not a training history (missing {e})") from None
-
-    def save(self, path) -> Path:
-        """Write the history as JSON, atomically."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_text(self.to_json())
-        return path
-
-    @classmethod
-    def load(cls, path) -> "History":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise QwemError(f"cannot read the training history {path}: {e}") from None
-        return cls.from_dict(d)
-
-    def s2(self) -> np.ndarray:
-        """Squared singular values, ``(T, d)`` float64."""
-        return np.asarray(self.singular_values, dtype=np.float64) ** 2
-
-
-@dataclass(frozen=True, eq=False)
-class TrainResult:
-    """Outcome of :func:`train`.
-
-    Attributes
-    ----------
-    W : (V, d) tensor
-        Final embeddings (on the training device).
-    history : History
-    lr : float
-        The learning rate used (resolved if ``"auto"``).
-    steps : int
-        The number of steps run (resolved if ``"auto"``).
-    dt : float
-        Flow time per step.
-    config : TrainConfig
-    """
-
-    W: torch.Tensor
-    history: History
-    lr: float
-    steps: int
-    dt: float
-    config: TrainConfig
 
 
 # ----------------------------------------------------------------------------------
@@ -464,28 +366,20 @@ def _scatter_pairs(grad, i, j, c, Wi, Wj) -> None:
 # checkpoints on disk
 # ----------------------------------------------------------------------------------
 
+def _meta(config: TrainConfig) -> dict:
+    """What a checkpoint must have been written with to be resumed."""
+    return {"config": config.to_dict()}
+
+
 def _save_checkpoint(path: Path, W, step, steps, lr, generator, history, config):
-    with atomic_path(path) as tmp:
-        np.savez(tmp, W=W.detach().cpu().numpy(), step=np.int64(step),
-                 steps=np.int64(steps), lr=np.float64(lr),
-                 rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
-                 history=np.array(history.to_json()),
-                 config=np.array(json.dumps(config.to_dict())))
+    save_checkpoint(path, _meta(config), W=W.detach().cpu().numpy(),
+                    step=np.int64(step), steps=np.int64(steps), lr=np.float64(lr),
+                    rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
+                    history=np.array(history.to_json()))
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ck = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise QwemError(f"cannot read the checkpoint {path}: {e}; delete it to start "
-                        "afresh") from None
-    saved = json.loads(str(ck["config"]))
-    if saved != json.loads(json.dumps(config.to_dict())):
-        raise QwemError(f"the checkpoint {path} was written with another "
-                        "configuration; use the same settings to resume, or another "
-                        "--out")
-    return ck
+    return load_checkpoint(path, _meta(config))
 
 
 # ----------------------------------------------------------------------------------
@@ -629,9 +523,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         return value, sv
 
     def diverged(step, what):
-        raise QwemError(f"training diverged at step {step}: {what} became NaN/inf "
-                        f"with learning rate {lr:g}; use a smaller --lr (or --lr "
-                        "auto)")
+        raise diverged_error(step, what, lr, "use a smaller --lr (or --lr auto)")
 
     if start == 0 and not history.step:
         value, sv = record(0)

@@ -10,8 +10,8 @@ What one epoch does, in word2vec's order:
 
 1. **Subsampling.**  Every token of word w is kept with probability
    ``p_w = min(1, (sqrt(f_w/t) + 1) t/f_w) = min(1, sqrt(t/f_w) + t/f_w)``,
-   ``f_w = count_w / N`` (:func:`keep_probs`).  Discarded tokens are removed before
-   windowing, so windows reach further in the kept stream.
+   ``f_w = count_w / N`` (:func:`qwem_lib.losses.keep_probs`).  Discarded tokens are
+   removed before windowing, so windows reach further in the kept stream.
 2. **Dynamic window.**  Every kept position p draws ``b_p`` uniformly in ``1..L``;
    its contexts are the kept tokens at offsets ``1 <= |s| <= b_p``
    (:func:`draw_windows`, :func:`window_pairs`).  Offset s is therefore used with
@@ -72,7 +72,7 @@ accumulates with atomic adds in no fixed order: runs agree up to rounding.)
 **History.**  Checkpoints are log-spaced in words read (plus step 0); each records
 the step, a nominal flow time ``t``, the loss on a fixed evaluation sample of pairs,
 the singular values of W and, if ``words`` are given, the analogy accuracy, in the
-:class:`qwem_lib.train.History` format.
+:class:`qwem_lib.history.History` format.
 """
 
 from __future__ import annotations
@@ -88,14 +88,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._atomic import atomic_path
+from .devices import default_device
 from .errors import QwemError
-from .losses import subsample_keep_probs
-from .pipeline import default_device
-from .train import History, TrainResult
+from .history import (History, TrainResult, diverged_error, load_checkpoint,
+                      save_checkpoint)
+from .losses import keep_probs
 
-__all__ = ["Word2VecConfig", "Word2VecResult", "keep_probs", "draw_windows",
-           "window_pairs", "NegativeSampler", "sgns_update", "train_word2vec"]
+__all__ = ["Word2VecConfig", "Word2VecResult", "draw_windows", "window_pairs",
+           "NegativeSampler", "sgns_update", "train_word2vec"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 CHECKPOINT = "checkpoint.npz"
@@ -206,7 +206,7 @@ class Word2VecConfig:
 
 @dataclass(frozen=True, eq=False)
 class Word2VecResult(TrainResult):
-    """A :class:`qwem_lib.train.TrainResult` plus what only word2vec has.
+    """A :class:`qwem_lib.history.TrainResult` plus what only word2vec has.
 
     Attributes
     ----------
@@ -235,21 +235,6 @@ class Word2VecResult(TrainResult):
 # ----------------------------------------------------------------------------------
 # the ingredients: subsampling, windows, negatives
 # ----------------------------------------------------------------------------------
-
-def keep_probs(counts, t: float) -> torch.Tensor:
-    """word2vec's subsampling keep probability of each word, ``(V,)`` float64.
-
-    ``p_w = min(1, (sqrt(f_w/t) + 1) · t/f_w)`` with ``f_w = count_w / Σ count``,
-    i.e. :func:`qwem_lib.losses.subsample_keep_probs` of the counts' unigram.  ``t = 0``
-    keeps everything.  Words with count 0 get 1 (they never occur).
-    """
-    c = torch.as_tensor(np.asarray(counts, dtype=np.float64))
-    if t == 0:
-        return torch.ones_like(c)
-    f = c / c.sum()
-    return torch.where(f > 0, subsample_keep_probs(f.clamp_min(1e-300), t),
-                       torch.ones_like(f))
-
 
 def draw_windows(n: int, window: int, generator: torch.Generator) -> torch.Tensor:
     """Dynamic window sizes ``b_p`` uniform in ``1..window``, ``(n,)`` int64."""
@@ -639,30 +624,13 @@ def _save_checkpoint(path: Path, st: dict, W, C, generator, history, ck_words,
     arrays = {"W": W.detach().cpu().numpy()}
     if C is not None:
         arrays["C"] = C.detach().cpu().numpy()
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays,
-                 position=np.array([st["epoch"], st["block"], st["offset"],
-                                    st["step"], st["words"]], dtype=np.int64),
-                 t=np.float64(st["t"]),
-                 rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
-                 history=np.array(history.to_json()),
-                 checkpoint_words=np.asarray(ck_words, dtype=np.int64),
-                 meta=np.array(json.dumps(meta)))
-
-
-def _load_checkpoint(path: Path, meta: dict) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ck = {k: z[k] for k in z.files}
-        saved = json.loads(str(ck["meta"]))
-    except (OSError, ValueError, KeyError) as e:
-        raise QwemError(f"cannot read the checkpoint {path}: {e}; delete it to start "
-                        "afresh") from None
-    if saved != json.loads(json.dumps(meta)):
-        raise QwemError(f"the checkpoint {path} was written with another "
-                        "configuration or corpus; use the same settings to resume, or "
-                        "another out_dir")
-    return ck
+    save_checkpoint(path, meta, **arrays,
+                    position=np.array([st["epoch"], st["block"], st["offset"],
+                                       st["step"], st["words"]], dtype=np.int64),
+                    t=np.float64(st["t"]),
+                    rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
+                    history=np.array(history.to_json()),
+                    checkpoint_words=np.asarray(ck_words, dtype=np.int64))
 
 
 # ----------------------------------------------------------------------------------
@@ -751,7 +719,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     questions : optional
         Analogy questions for :func:`~qwem_lib.evaluate.analogy_paper`.
     device : str or torch.device, optional
-        :func:`qwem_lib.pipeline.default_device` (None: CUDA if available, else
+        :func:`qwem_lib.devices.default_device` (None: CUDA if available, else
         CPU).  Results are reproducible per device, not across devices.
     out_dir : path, optional
         Write ``checkpoint.npz`` (atomically) at every checkpoint and
@@ -771,7 +739,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     Returns
     -------
     Word2VecResult
-        A :class:`qwem_lib.train.TrainResult` with ``C`` and ``checkpoint_words``.
+        A :class:`qwem_lib.history.TrainResult` with ``C`` and ``checkpoint_words``.
 
     Raises
     ------
@@ -801,7 +769,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     ck_path = None if out_dir is None else Path(out_dir) / CHECKPOINT
     eval_sample = _eval_sample(ids, keep, config, sampler, dev)
 
-    ck = _load_checkpoint(ck_path, meta) if resume and ck_path.exists() else None
+    ck = load_checkpoint(ck_path, meta) if resume and ck_path.exists() else None
     if ck is not None:
         W = torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
         C = None if config.tied else torch.as_tensor(ck["C"]).to(device=dev,
@@ -836,9 +804,8 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         return config.lr * max(MIN_LR_RATIO, 1.0 - words_ / total_words)
 
     def diverged(step_, what, lr_):
-        raise QwemError(f"training diverged at step {step_}: {what} became NaN/inf "
-                        f"with learning rate {lr_:g} (start lr {config.lr:g}, "
-                        f"batch_size {B}); use a smaller lr or batch_size")
+        raise diverged_error(step_, what, lr_, f"use a smaller lr or batch_size (start "
+                             f"lr {config.lr:g}, batch_size {B})")
 
     def unstable(step_, value, lr_):
         raise QwemError(

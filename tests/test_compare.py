@@ -10,8 +10,9 @@ from qwem_lib import compare
 from qwem_lib.cooccurrence import count_pairs
 from qwem_lib.corpus import load_tokens
 from qwem_lib.errors import QwemError
+from qwem_lib.losses import keep_probs
 from qwem_lib.pipeline import EmbedConfig, pair_statistics
-from qwem_lib.word2vec import Word2VecConfig, keep_probs
+from qwem_lib.word2vec import Word2VecConfig
 
 WORDS = "a b c d e f g h i j k l".split()
 

@@ -9,10 +9,11 @@ import torch
 
 from qwem_lib import dynamics
 from qwem_lib.errors import QwemError
+from qwem_lib.history import History
 from qwem_lib.losses import expected_grad, reweighting
 from qwem_lib.targets import pair_probs
-from qwem_lib.train import (History, PairSampler, TrainConfig, checkpoint_steps,
-                            minibatch_grad, spectrum, train)
+from qwem_lib.train import (PairSampler, TrainConfig, checkpoint_steps, minibatch_grad,
+                            spectrum, train)
 
 CPU = torch.device("cpu")
 

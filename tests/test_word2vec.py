@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from scipy import stats
 
 from qwem_lib.errors import QwemError
-from qwem_lib.train import History, TrainResult
+from qwem_lib.history import History, TrainResult
+from qwem_lib.losses import keep_probs
 from qwem_lib.word2vec import (NegativeSampler, Word2VecConfig, draw_windows,
-                               keep_probs, sgns_update, train_word2vec, window_pairs)
+                               sgns_update, train_word2vec, window_pairs)
 
 CPU = torch.device("cpu")
 
