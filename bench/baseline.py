@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if njit is None:
         print("baseline.py needs numba for its counting loop: "
-              "pip install -r bench/requirements.txt", file=sys.stderr)
+              "pip install numba", file=sys.stderr)
         return 2
     if not args.corpus.is_file():
         print(f"baseline.py: corpus {args.corpus} not found", file=sys.stderr)

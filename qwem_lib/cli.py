@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=_int, default=1_000_000)
     batch = t.add_mutually_exclusive_group()
     batch.add_argument("--batch-size", type=_int, metavar="B",
-                       help="positive (and negative) pairs per SGD step; word2vec: "
-                       "centre words per step (default 64)")
+                       help="positive (and negative) pairs per SGD step; word2vec "
+                       "on a GPU: centre words per step (default 64)")
     batch.add_argument("--full-batch", action="store_true",
                        help="gradient descent on the expected loss (default, except "
                        "for word2vec)")
@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--untied", action="store_true",
                    help="separate context vectors, as in word2vec.c and gensim "
                    "(default: tied, as in the paper)")
+    w.add_argument("--threads", type=_int, default=None, metavar="N",
+                   help="CPU threads of the compiled kernel (default: all cores); "
+                   "with 1 a run is reproducible bit for bit, with more (Hogwild) "
+                   "only statistically; --resume needs the same N")
+    w.add_argument("--pair-negatives", action="store_true",
+                   help="draw K negatives for every pair, as word2vec.c (default: "
+                   "K per centre word, shared by its window's pairs; CPU only)")
     t.add_argument("--out", required=True, metavar="DIR")
     t.set_defaults(func=_cmd_train)
 
@@ -297,6 +304,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     w2v_only = [flag for flag, given in (
         ("--untied", args.untied), ("--epochs", args.epochs is not None),
+        ("--threads", args.threads is not None),
+        ("--pair-negatives", args.pair_negatives),
         ("--negatives", args.negatives is not None),
         ("--subsample", args.subsample is not None),
         ("--neg-power", args.neg_power is not None)) if given]
@@ -339,6 +348,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     from ._atomic import atomic_path
     from .corpus import load_tokens
     from .devices import default_device
+    from .sgns_cpu import default_threads
     from .vectors import save_word2vec
     from .word2vec import Word2VecConfig, train_word2vec
 
@@ -350,14 +360,17 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
         subsample=_or(args.subsample, 1e-4), neg_power=_or(args.neg_power, 0.75),
         epochs=_or(args.epochs, 1),
         lr=0.025 if args.lr == "auto" else _auto_or(args.lr, float),
+        shared_negatives=not args.pair_negatives,
         batch_size=args.batch_size or 64, tied=not args.untied,
         init_scale=args.init_scale, seed=args.seed,
         dtype=args.dtype or "float32")
     device = default_device(args.device)
+    how = (f"{args.threads or default_threads()} thread(s)" if device.type == "cpu"
+           else f"batch {config.batch_size}, device={device}")
     _log(f"qwem train: word2vec (SGNS, {'tied' if config.tied else 'untied'}), "
          f"V={args.vocab_size}, d={args.dim}, window {config.window}, "
          f"k={config.negatives}, subsample {config.subsample:g}, "
-         f"{config.epochs} epoch(s), batch {config.batch_size}, device={device}")
+         f"{config.epochs} epoch(s), {how}")
     t0 = time.perf_counter()
     tokens = load_tokens(args.corpus, args.vocab_size, scheme=args.scheme,
                          progress=not args.quiet)
@@ -367,16 +380,20 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     t0 = time.perf_counter()
     res = train_word2vec(config, tokens.ids, args.vocab_size,
                          words=words if args.analogy else None, device=device,
-                         out_dir=out, resume=args.resume, progress=not args.quiet,
+                         threads=args.threads, out_dir=out, resume=args.resume,
+                         progress=not args.quiet,
                          n_checkpoints=args.checkpoints or 30)
-    _log(f"  train         {time.perf_counter() - t0:8.2f} s  ({res.steps:,} steps, "
+    seconds = time.perf_counter() - t0
+    rate = "" if args.resume else \
+        f"{config.epochs * len(tokens.ids) / seconds:,.0f} words/s, "
+    _log(f"  train         {seconds:8.2f} s  ({res.steps:,} steps, {rate}"
          f"final loss per pair {res.history.loss[-1]:.4f})")
     save_word2vec(out / "embeddings.txt", words, res.W)
     meta = {"train": config.to_dict(), "model": "word2vec", "corpus": args.corpus,
             "vocab_size": args.vocab_size, "window": args.window,
             "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
             "dt_per_step": res.dt, "checkpoint_words": res.checkpoint_words,
-            "source": tokens.source}
+            "engine": res.engine, "threads": res.threads, "source": tokens.source}
     with atomic_path(out / "config.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     _log(f"  -> {out}/embeddings.txt, history.json, config.json")

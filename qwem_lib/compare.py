@@ -157,13 +157,22 @@ def closed_form_run(config, *, device=None, cache: bool = True,
 
 
 def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
-                 device=None, cache: bool = True, name: str = "word2vec (ours)",
-                 n_checkpoints: int = 30, analogy: bool = False) -> Run:
+                 device=None, threads: int | None = None, cache: bool = True,
+                 name: str = "word2vec (ours)", n_checkpoints: int = 30,
+                 analogy: bool = False) -> Run:
     """Our word2vec (:func:`qwem_lib.word2vec.train_word2vec`), timed from the file.
 
+    ``threads``: of the CPU kernel (default: all cores; part of the cache key, as
+    runs on more than one thread differ by the order of their updates).
     ``analogy=True`` records the analogy accuracy at every checkpoint.
     """
+    from .devices import default_device
+    from .sgns_cpu import default_threads
     from .word2vec import train_word2vec
+
+    device = default_device(device)
+    if device.type == "cpu" and threads is None:
+        threads = default_threads()
 
     def compute():
         t0 = time.perf_counter()
@@ -171,17 +180,19 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
         words = list(tokens.vocab.words)
         res = train_word2vec(config, tokens.ids, vocab_size,
                              words=words if analogy else None, device=device,
-                             progress=False, n_checkpoints=n_checkpoints)
+                             threads=threads, progress=False,
+                             n_checkpoints=n_checkpoints)
         seconds = time.perf_counter() - t0
         W = res.W.detach().to("cpu", torch.float64).numpy()
         return Run(name, words, W, seconds,
                    {"config": config.to_dict(), "steps": res.steps,
+                    "engine": res.engine, "threads": res.threads,
                     "checkpoint_words": res.checkpoint_words,
                     "n_tokens": int(len(tokens.ids))}, res.history)
 
     key = {"corpus": corpus, "V": vocab_size, "scheme": scheme,
            "config": config.to_dict(), "checkpoints": n_checkpoints,
-           "analogy": analogy}
+           "analogy": analogy, "engine": device.type, "threads": threads}
     return _cached("word2vec", name, key, compute, cache)
 
 
@@ -207,7 +218,7 @@ def gensim_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
     except ImportError:
         raise QwemError("gensim is not installed; it is needed only for the "
                         "reference runs: pip install gensim") from None
-    from .word2vec import MIN_LR_RATIO
+    from .sgns_cpu import MIN_LR_RATIO
 
     if config.tied:
         raise QwemError("gensim trains untied vectors; use a Word2VecConfig with "

@@ -224,6 +224,26 @@ def test_train_word2vec_streams(corpus, tmp_path):
     np.testing.assert_allclose(hist["singular_values"][-1],
                                np.linalg.svd(W, compute_uv=False), rtol=1e-4)
     assert (out / "checkpoint.npz").exists()
+    assert meta["engine"] == "kernel"
+
+
+def test_train_word2vec_threads_and_resume(corpus, tmp_path):
+    """--threads 1 is reproducible bit for bit, also through --resume; a resume on
+    another thread count is refused with one line."""
+    path, _ = corpus
+    args = ["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "4",
+            "--window", "3", "--loss", "sgns", "--reweight", "word2vec", "--epochs",
+            "3", "--pair-negatives", "--threads", "1", "--checkpoints", "6",
+            "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (meta["threads"], meta["train"]["shared_negatives"]) == (1, False)
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    a = (tmp_path / "a" / "embeddings.txt").read_text()
+    assert a == (tmp_path / "b" / "embeddings.txt").read_text()
+    # resuming the finished run on two threads: the checkpoint says how it ran
+    assert main(args[:-3] + ["--threads", "2", "--quiet", "--resume", "--out",
+                             str(tmp_path / "a")]) == 2
 
 
 def test_train_word2vec_flags_rejected_for_qwem(corpus, tmp_path, capsys):
@@ -234,6 +254,9 @@ def test_train_word2vec_flags_rejected_for_qwem(corpus, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--untied and --epochs apply to word2vec only" in err
+    code = main(["train", "--corpus", str(path), "--vocab-size", "20", "--dim", "3",
+                 "--threads", "2", "--quiet", "--out", str(tmp_path / "y")])
+    assert code == 2 and "--threads apply to word2vec only" in capsys.readouterr().err
 
 
 def test_embed_subsample_flag(corpus, tmp_path):

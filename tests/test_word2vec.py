@@ -1,5 +1,7 @@
-"""Our streaming word2vec (SGNS): pairs, windows, subsampling, negatives, gradient,
-learning, resume and divergence, against hand-worked cases and independent code."""
+"""Our streaming word2vec (SGNS): pairs, windows, subsampling, negatives, the torch
+step's gradient, and the trainer (both engines: learning, threads, resume,
+divergence), against hand-worked cases and independent code.  The compiled kernel's
+updates are checked against a per-pair reference in test_sgns_cpu.py."""
 
 import math
 
@@ -12,8 +14,9 @@ from scipy import stats
 from qwem_lib.errors import QwemError
 from qwem_lib.history import History, TrainResult
 from qwem_lib.losses import keep_probs
-from qwem_lib.word2vec import (NegativeSampler, Word2VecConfig, draw_windows,
-                               sgns_update, train_word2vec, window_pairs)
+from qwem_lib.sgns_torch import (NegativeSampler, draw_windows, prepare_block,
+                                 sgns_update, window_pairs)
+from qwem_lib.word2vec import Word2VecConfig, train_word2vec
 
 CPU = torch.device("cpu")
 
@@ -80,13 +83,12 @@ def test_keep_probs_hand_worked():
 
 def test_subsampling_keeps_that_fraction():
     """The stream keeps each token of word w with probability p_w."""
-    from qwem_lib.word2vec import _prepare_block
     ids = np.repeat(np.arange(3), [9000, 900, 100])
     keep = keep_probs(np.bincount(ids), 0.01)
     gen = torch.Generator().manual_seed(0)
     kept = np.zeros(3)
     for _ in range(20):
-        blk = _prepare_block(ids, keep, 2, gen, CPU)
+        blk = prepare_block(ids, keep, 2, gen, CPU)
         kept += np.bincount(blk.kept.numpy(), minlength=3)
         assert np.all(np.diff(blk.raw_pos) > 0)  # order kept
     rate = kept / (20 * np.array([9000, 900, 100]))
@@ -246,13 +248,21 @@ def _cos(W):
     return U @ U.T
 
 
+# The kernel on one and two threads (Hogwild), and the torch engine on the CPU.
+ENGINES = [dict(engine="kernel", threads=1), dict(engine="kernel", threads=2),
+           dict(engine="torch")]
+
+
+@pytest.mark.parametrize("run", ENGINES, ids=["kernel-1", "kernel-2", "torch"])
 @pytest.mark.parametrize("tied", [True, False])
-def test_learns_topic_clusters(tied):
+def test_learns_topic_clusters(tied, run):
     ids, V = _two_topics()
     cfg = Word2VecConfig(embed_dim=8, window=3, negatives=5, subsample=0, epochs=3,
                          lr=0.025, batch_size=16, tied=tied, dtype="float64")
-    res = train_word2vec(cfg, ids, V, device=CPU, progress=False, n_checkpoints=5)
+    res = train_word2vec(cfg, ids, V, device=CPU, progress=False, n_checkpoints=5,
+                         **run)
     assert isinstance(res, TrainResult) and isinstance(res.history, History)
+    assert res.engine == run["engine"] and res.threads == run.get("threads", 1)
     S = _cos(res.W)
     same = np.add.outer(np.arange(V) // 8, -(np.arange(V) // 8)) == 0
     off = ~np.eye(V, dtype=bool)
@@ -268,46 +278,100 @@ def test_learns_topic_clusters(tied):
     assert (res.C is None) == tied
 
 
-def test_resume_is_bitwise_identical(tmp_path):
+@pytest.mark.parametrize("shared", [True, False])
+def test_kernel_one_thread_is_reproducible(shared):
+    ids, V = _two_topics(n_segments=40)
+    cfg = Word2VecConfig(embed_dim=6, window=3, subsample=1e-2, tied=False,
+                         shared_negatives=shared)
+    a, b = (train_word2vec(cfg, ids, V, device=CPU, threads=1, progress=False)
+            for _ in range(2))
+    assert torch.equal(a.W, b.W) and torch.equal(a.C, b.C)
+    assert a.history.to_dict() == b.history.to_dict()
+    c = train_word2vec(Word2VecConfig(embed_dim=6, window=3, subsample=1e-2,
+                                      tied=False, shared_negatives=shared, seed=1),
+                       ids, V, device=CPU, threads=1, progress=False)
+    assert not torch.equal(a.W, c.W)  # the seed matters
+
+
+@pytest.mark.parametrize("run", [dict(engine="kernel", threads=1),
+                                 dict(engine="torch")], ids=["kernel", "torch"])
+def test_resume_is_bitwise_identical(tmp_path, run):
     ids, V = _two_topics(n_segments=60, seg=50)
     cfg = Word2VecConfig(embed_dim=5, window=4, negatives=3, subsample=1e-2,
                          epochs=2, batch_size=20, tied=False, block_tokens=700)
     full = train_word2vec(cfg, ids, V, device=CPU, progress=False,
-                          out_dir=tmp_path / "a", n_checkpoints=12)
+                          out_dir=tmp_path / "a", n_checkpoints=12, **run)
     assert (tmp_path / "a" / "checkpoint.npz").exists()
     assert (tmp_path / "a" / "history.json").exists()
-    for until in (7, full.steps // 2 + 3):  # early, and mid-way in epoch 2
+    N = len(ids)
+    for until in (7, N + N // 2 + 3):  # early, and mid-way in epoch 2
         out = tmp_path / f"b{until}"
         part = train_word2vec(cfg, ids, V, device=CPU, progress=False, out_dir=out,
-                              n_checkpoints=12, until=until)
-        assert part.steps == until
+                              n_checkpoints=12, until=until, **run)
+        assert until <= part.checkpoint_words[-1] or part.steps < full.steps
+        assert not (out / "history.json").exists()  # not finished
+        assert 0 < part.steps < full.steps
         res = train_word2vec(cfg, ids, V, device=CPU, progress=False, out_dir=out,
-                             n_checkpoints=12, resume=True)
+                             n_checkpoints=12, resume=True, **run)
         assert res.steps == full.steps
         assert torch.equal(res.W, full.W) and torch.equal(res.C, full.C)
         assert res.history.to_dict() == full.history.to_dict()
         assert res.checkpoint_words == full.checkpoint_words
+        assert (out / "history.json").exists()
         assert not [p for p in out.iterdir() if ".part" in p.name]
-    # another configuration refuses to resume from that checkpoint
+    # another configuration, or the other engine, refuses that checkpoint
     with pytest.raises(QwemError, match="another"):
         train_word2vec(Word2VecConfig(embed_dim=5, window=3), ids, V, device=CPU,
                        progress=False, out_dir=tmp_path / "a", n_checkpoints=12,
-                       resume=True)
+                       resume=True, **run)
+    other = dict(engine="torch") if run["engine"] == "kernel" else \
+        dict(engine="kernel", threads=1)
+    with pytest.raises(QwemError, match="another"):
+        train_word2vec(cfg, ids, V, device=CPU, progress=False,
+                       out_dir=tmp_path / "a", n_checkpoints=12, resume=True, **other)
+
+
+def test_resume_on_two_threads_continues(tmp_path):
+    ids, V = _two_topics(n_segments=80, seg=50)
+    cfg = Word2VecConfig(embed_dim=5, window=4, negatives=3, subsample=0, epochs=2,
+                         tied=False, block_tokens=500)
+    kw = dict(device=CPU, progress=False, out_dir=tmp_path, n_checkpoints=8,
+              threads=2)
+    part = train_word2vec(cfg, ids, V, until=len(ids), **kw)
+    res = train_word2vec(cfg, ids, V, resume=True, **kw)
+    assert res.checkpoint_words[:len(part.checkpoint_words)] == part.checkpoint_words
+    assert res.checkpoint_words[-1] == 2 * len(ids)
+    assert res.history.loss[-1] < res.history.loss[0]
+    with pytest.raises(QwemError, match="threads=2"):
+        train_word2vec(cfg, ids, V, until=len(ids), resume=True,
+                       **dict(kw, threads=1, out_dir=tmp_path))
 
 
 @pytest.mark.parametrize("tied", [True, False])
-@pytest.mark.parametrize("lr,n_checkpoints,what", [
-    (1e30, 1, "the loss became NaN/inf"),  # overflows within a few steps
-    (5.0, 30, "the loss per pair rose to"),  # overshoots, caught at a checkpoint
+@pytest.mark.parametrize("run,lr,n_checkpoints,what", [
+    (dict(engine="kernel"), 1e30, 1, "the loss became NaN/inf"),  # overflows at once
+    (dict(engine="torch"), 1e30, 1, "the loss became NaN/inf"),
+    # summed batch steps overshoot, caught by the running loss
+    (dict(engine="torch"), 5.0, 30, "the loss per pair rose to"),
 ])
-def test_divergence_names_step_and_lr(tied, lr, n_checkpoints, what):
+def test_divergence_names_step_and_lr(tied, run, lr, n_checkpoints, what):
     ids, V = _two_topics(n_segments=40)
     cfg = Word2VecConfig(embed_dim=4, window=3, lr=lr, subsample=0, batch_size=16,
                          tied=tied)
     with pytest.raises(QwemError, match=rf"diverged at step \d+: {what}.*"
                                         r"learning rate \d"):
         train_word2vec(cfg, ids, V, device=CPU, progress=False,
-                       n_checkpoints=n_checkpoints)
+                       n_checkpoints=n_checkpoints, **run)
+
+
+def test_engine_and_threads_checked():
+    ids, V = _two_topics(n_segments=20)
+    cfg = Word2VecConfig(embed_dim=2, window=2)
+    for kw, match in [(dict(engine="numba"), "engine must be"),
+                      (dict(threads=0), "threads must be"),
+                      (dict(threads=1.5), "threads must be")]:
+        with pytest.raises(QwemError, match=match):
+            train_word2vec(cfg, ids, V, device=CPU, progress=False, **kw)
 
 
 # ----------------------------------------------------------------------------------
