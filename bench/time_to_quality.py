@@ -18,7 +18,7 @@ process and each from the corpus file (no cached tokens, counts or eigenpairs):
 5. gensim's ``Word2Vec`` (skip-gram, k = 5, window 10, sample 1e-4, 5 epochs,
    ``--workers`` threads) on exactly our token stream and vocabulary;
 6. our word2vec (``qwem train --loss sgns --reweight word2vec --untied``, same
-   settings).
+   settings, the compiled CPU kernel on ``--workers`` threads).
 
 and prints, per method, the wall time, Google-analogy accuracy (paper's protocol),
 MEN and WS353, and the ratios to gensim.  It exits with status 1 unless the better
@@ -26,8 +26,8 @@ closed form is within 5% (relative) of gensim's analogy accuracy in at most a fi
 of gensim's wall time (issue 4's target).  The runs are stored in the chapter cache
 (``QWEM_CACHE/runs``), so chapter 5 reports these very runs instead of repeating them.
 
-    python bench/time_to_quality.py                      # ~40 min on 2 CPU cores
-    python bench/time_to_quality.py --skip-ours          # ~8 min
+    python bench/time_to_quality.py                      # ~8 min on 2 CPU cores
+    python bench/time_to_quality.py --skip-ours          # ~6 min
     python bench/time_to_quality.py --corpus sample --vocab-size 1000 --dim 20
 """
 
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=10, help="word2vec's window")
     p.add_argument("--negatives", type=int, default=5)
     p.add_argument("--subsample", type=float, default=1e-4)
-    p.add_argument("--workers", type=int, default=2, help="gensim worker threads")
+    p.add_argument("--workers", type=int, default=2,
+                   help="gensim's worker threads, and our kernel's threads")
     p.add_argument("--device", default="auto")
     p.add_argument("--big-corpus", default="enwiki2015",
                    help="a larger corpus for one more tuned closed form, read with "
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.corpus, V, w2v, workers=args.workers, cache=cache))]
     if not args.skip_ours:
         jobs.append(("word2vec (ours)", lambda: compare.word2vec_run(
-            args.corpus, V, w2v, device=device, cache=cache)))
+            args.corpus, V, w2v, device=device, threads=args.workers,
+            cache=cache)))
 
     print("\n".join(machine()))
     print(f"corpus {args.corpus}, V = {V:,}, d = {d}; word2vec: window "
