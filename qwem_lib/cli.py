@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--full-batch", action="store_true",
                        help="gradient descent on the expected loss (default, except "
                        "for word2vec)")
+    t.add_argument("--word-basis", action="store_true",
+                   help="full-batch QWEM under Setting 3.1: take the steps on W itself "
+                   "(two V x V x d products a step) instead of in M*'s eigenbasis "
+                   "(the same trajectory at V x d x d a step, after one cached "
+                   "eigendecomposition of M*)")
     t.add_argument("--seed", type=_int, default=0)
     t.add_argument("--dtype", choices=("float64", "float32"), default=None,
                    help="default float64 (word2vec: float32)")
@@ -319,7 +324,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=None if args.full_batch else args.batch_size,
                          seed=args.seed, dtype=args.dtype or "float64",
                          n_checkpoints=args.checkpoints or 50,
-                         max_steps=args.max_steps)
+                         max_steps=args.max_steps,
+                         basis="word" if args.word_basis else "auto")
     _log(f"qwem train: {config.loss} loss, {config.reweight} reweighting, "
          f"V={args.vocab_size}, d={args.dim}, "
          f"{'full batch' if config.batch_size is None else config.batch_size}")

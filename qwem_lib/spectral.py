@@ -22,7 +22,10 @@ import torch
 
 from .errors import QwemError
 
-__all__ = ["EighResult", "top_eigh", "embeddings_from_eig", "closed_form_embeddings"]
+__all__ = ["EighResult", "top_eigh", "eigenbasis", "embeddings_from_eig",
+           "closed_form_embeddings"]
+
+_EIGENBASIS_VERSION = "torch-eigh-1"  # part of the eigenbasis cache key
 
 
 @dataclass(frozen=True)
@@ -232,3 +235,57 @@ def closed_form_embeddings(M: torch.Tensor, d: int, **kw) -> tuple[torch.Tensor,
     return embeddings_from_eig(eig.eigvals, eig.eigvecs), eig
 
 
+
+
+def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
+               progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every eigenpair of a symmetric matrix, in float64: ``M = U diag(λ) U^T``.
+
+    The basis in which gradient descent on ``¼||W W^T - M||^2`` decouples
+    (:func:`qwem_lib.train.train` trains there).  A dense O(V^3) decomposition (LAPACK
+    through torch; about two minutes at V = 10^4 on two cores), so with ``cache``
+    (default: for V >= 512, where it takes longer than reading it back) it is
+    stored under ``cache_dir()/"eigenbasis"``, keyed by a hash of M's float64
+    entries, and read back for the same M; an unreadable entry is recomputed.
+
+    Returns
+    -------
+    eigvals : (V,) float64 tensor, descending
+    eigvecs : (V, V) float64 tensor, orthonormal columns in that order; on M's device
+    """
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise QwemError(f"eigenbasis needs a square matrix, got {tuple(M.shape)}")
+    M64 = M.to(torch.float64)
+    path = None
+    if cache or (cache is None and M.shape[0] >= 512):
+        import hashlib
+        import zipfile
+
+        import numpy as np
+
+        from ._atomic import atomic_path
+        from .data import cache_dir
+
+        h = hashlib.sha256(f"{_EIGENBASIS_VERSION} {tuple(M.shape)}".encode())
+        h.update(np.ascontiguousarray(M64.cpu().numpy()).data)
+        path = cache_dir() / "eigenbasis" / f"{h.hexdigest()[:24]}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                lam, U = z["eigvals"], z["eigvecs"]
+            if lam.shape == (M.shape[0],) and U.shape == tuple(M.shape):
+                return (torch.from_numpy(lam).to(M.device),
+                        torch.from_numpy(U).to(M.device))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # absent or unreadable: compute it (again)
+    if progress:
+        from tqdm.auto import tqdm
+        tqdm.write(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...")
+    lam, U = torch.linalg.eigh(M64)
+    lam, U = lam.flip(0), U.flip(1).contiguous()
+    if path is not None:
+        try:
+            with atomic_path(path) as tmp:
+                np.savez(tmp, eigvals=lam.cpu().numpy(), eigvecs=U.cpu().numpy())
+        except OSError:
+            pass  # a full or read-only cache loses the cache, not the result
+    return lam, U

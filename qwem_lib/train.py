@@ -48,13 +48,14 @@ from .history import (History, TrainResult, diverged_error, load_checkpoint,
                       save_checkpoint)
 from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, expected_grad,
                      expected_loss, reweighting)
-from .spectral import top_eigh
+from .spectral import eigenbasis, top_eigh
 
 __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
            "resolve_steps", "checkpoint_steps", "sample_pairs", "PairSampler",
            "minibatch_grad", "train"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+BASES = ("auto", "eigen", "word")
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
 
@@ -98,6 +99,15 @@ class TrainConfig:
         ``steps="auto"`` runs to flow time ``time_factor · τ_d``.
     lr_safety : float
         Fraction of the stability limit used by ``lr="auto"``.
+    basis : {"auto", "eigen", "word"}
+        Where full-batch QWEM under Setting 3.1 takes its steps.  ``"eigen"``: in
+        M*'s eigenbasis, ``W~ = U^T W`` with ``M* = U Λ U^T``, where a step is
+        ``W~ -= η (W~ W~^T - Λ) W~`` at O(V d^2) instead of O(V^2 d); gradient
+        descent is rotation-equivariant, so it is the same trajectory, rotated back
+        wherever W is looked at (checkpoints, the result).  ``"word"``: the step
+        ``W -= η (W W^T - M*) W`` itself.  ``"auto"``: the eigenbasis wherever the
+        gradient is exactly that (full batch, QWEM, Setting 3.1), else the word
+        basis (the other losses and reweightings have no such change of variables).
     """
 
     loss: str = "qwem"
@@ -115,6 +125,7 @@ class TrainConfig:
     max_steps: int = 1_000_000
     time_factor: float = 1.5
     lr_safety: float = 0.125
+    basis: str = "auto"
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -135,6 +146,9 @@ class TrainConfig:
         if self.batch_size is not None and not self.batch_size >= 1:
             raise QwemError(f"batch_size must be >= 1 or None (full batch), got "
                             f"{self.batch_size}")
+        if self.basis not in BASES:
+            raise QwemError(f"basis must be one of {', '.join(BASES)}, got "
+                            f"{self.basis!r}")
         if self.embed_dim < 1 or self.n_checkpoints < 1 or self.max_steps < 1:
             raise QwemError("embed_dim, n_checkpoints and max_steps must be >= 1")
 
@@ -371,11 +385,14 @@ def _meta(config: TrainConfig) -> dict:
     return {"config": config.to_dict()}
 
 
-def _save_checkpoint(path: Path, W, step, steps, lr, generator, history, config):
+def _save_checkpoint(path: Path, W, step, steps, lr, generator, history, config,
+                     X=None):
+    """``W`` in the word basis; ``X``, the trained variable when it is not W."""
+    extra = {} if X is None else {"X": X.detach().cpu().numpy()}
     save_checkpoint(path, _meta(config), W=W.detach().cpu().numpy(),
                     step=np.int64(step), steps=np.int64(steps), lr=np.float64(lr),
                     rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
-                    history=np.array(history.to_json()))
+                    history=np.array(history.to_json()), **extra)
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
@@ -400,6 +417,16 @@ def _exact_quartic(config: TrainConfig, rw: Reweighting,
     """QWEM under Setting 3.1 with every word seen: pair weights G = 1 exactly."""
     return (config.loss == "qwem" and rw.inverse_g and rw.neg_power is not None
             and bool((unigram > 0).all()))
+
+
+def _basis(config: TrainConfig, exact: bool) -> str:
+    if config.basis == "eigen" and not exact:
+        raise QwemError("basis='eigen' needs full-batch QWEM under Setting 3.1 with "
+                        "every word seen (the gradient (W W^T - M*) W); other runs "
+                        "train in the word basis")
+    if config.basis == "auto":
+        return "eigen" if exact else "word"
+    return config.basis
 
 
 def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
@@ -446,8 +473,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
 
     Notes
     -----
-    Full-batch QWEM under Setting 3.1 uses the exact gradient ``(W W^T - M*) W``
-    with M* built once (two matrix products a step); every other full-batch
+    Full-batch QWEM under Setting 3.1 uses the exact gradient ``(W W^T - M*) W``,
+    by default in M*'s eigenbasis (``config.basis``; the eigendecomposition,
+    :func:`qwem_lib.spectral.eigenbasis`, is cached); every other full-batch
     configuration evaluates :func:`qwem_lib.losses.expected_grad` in row blocks.
 
     Raises
@@ -479,7 +507,17 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     spec = None
     if eigvals is not None:
         eigvals = torch.as_tensor(np.asarray(eigvals, dtype=np.float64))
+    exact = config.batch_size is None and _exact_quartic(config, rw, uni)
+    basis = _basis(config, exact)
     ck = _load_checkpoint(ck_path, config) if resume and ck_path.exists() else None
+    if (exact or (need_spec and ck is None)) and M_star is None:
+        M_star = rw.target(P_ij.to(torch.float64).cpu(),
+                           unigram.to(torch.float64).cpu())
+    U = lam_all = None
+    if basis == "eigen":
+        lam_all, U = eigenbasis(M_star.to(device=dev), progress=progress)
+        if eigvals is None:
+            eigvals = lam_all[:d].cpu()
     if ck is not None:
         W = torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
         start, steps, lr = int(ck["step"]), int(ck["steps"]), float(ck["lr"])
@@ -490,10 +528,8 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                         generator=gen)
         start, history = 0, History()
         if need_spec:
-            if M_star is None:
-                M_star = rw.target(P_ij.to(torch.float64).cpu(),
-                                   unigram.to(torch.float64).cpu())
-            spec = spectrum(M_star, d)
+            spec = (spectrum(M_star, d) if lam_all is None else
+                    Spectrum(lam_all[:d].cpu(), float(lam_all[-1])))
             if eigvals is None:
                 eigvals = spec.eigvals
         lr = resolve_lr(config, spec)
@@ -503,15 +539,35 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     marks = set(checkpoint_steps(steps, config.n_checkpoints))
     stop = steps if until is None else min(int(until), steps)
     sampler = None if config.batch_size is None else PairSampler(P, uni, rw)
-    target = None
-    if sampler is None and _exact_quartic(config, rw, uni):
+    # The trained variable X: W itself, or W~ = U^T W in M*'s eigenbasis.
+    if basis == "eigen":
+        U, lam = U.to(dtype), lam_all.to(device=dev, dtype=dtype)[:, None]
+        X = (torch.as_tensor(ck["X"]).to(device=dev, dtype=dtype)
+             if ck is not None and "X" in ck else U.T @ W)
+    else:
+        X = W
+    if exact and basis == "word":
         # G = 1 for every pair: the gradient is (W W^T - M*) W exactly.
-        target = (M_star if M_star is not None else
-                  rw.target(P_ij.to(torch.float64).cpu(),
-                            unigram.to(torch.float64).cpu()))
-        target = target.to(device=dev, dtype=dtype)
+        target = M_star.to(device=dev, dtype=dtype)
+
+    def gradient():
+        if basis == "eigen":  # (X X^T - Λ) X, O(V d^2)
+            return X @ (X.T @ X) - lam * X
+        if exact:  # (W W^T - M*) W, O(V^2 d)
+            return X @ (X.T @ X) - target @ X
+        if sampler is None:
+            return expected_grad(X, P, uni, config.loss, reweight=rw)
+        return minibatch_grad(X, sampler, config.batch_size, config.loss, gen)[0]
+
+    def words_view():
+        return U @ X if basis == "eigen" else X
+
+    def save(step):
+        _save_checkpoint(ck_path, words_view(), step, steps, lr, gen, history, config,
+                         X=X if basis == "eigen" else None)
 
     def record(step):
+        W = words_view()
         with torch.no_grad():
             value = float(expected_loss(W, P, uni, config.loss, reweight=rw))
             sv = torch.linalg.svdvals(W.to(torch.float64))
@@ -530,40 +586,32 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         if not math.isfinite(value):
             diverged(0, "the loss")
         if callback is not None:
-            callback(0, 0.0, W)
+            callback(0, 0.0, words_view())
     refresh = max(1, steps // 1000)
     bar = tqdm(total=steps, initial=start, disable=not progress, unit="step",
                dynamic_ncols=True)
     try:
         for step in range(start + 1, stop + 1):
-            if target is not None:
-                grad = W @ (W.T @ W) - target @ W
-            elif sampler is None:
-                grad = expected_grad(W, P, uni, config.loss, reweight=rw)
-            else:
-                grad, _ = minibatch_grad(W, sampler, config.batch_size, config.loss,
-                                         gen)
-            W.sub_(grad.to(dtype), alpha=lr)
-            if not bool(torch.isfinite(W).all()):
+            X.sub_(gradient().to(dtype), alpha=lr)
+            if not bool(torch.isfinite(X).all()):
                 diverged(step, "W")
             if step in marks and (not history.step or history.step[-1] < step):
                 value, sv = record(step)
                 if not math.isfinite(value):
                     diverged(step, "the loss")
                 if ck_path is not None:
-                    _save_checkpoint(ck_path, W, step, steps, lr, gen, history,
-                                     config)
+                    save(step)
                 if callback is not None:
-                    callback(step, history.t[-1], W)
+                    callback(step, history.t[-1], words_view())
                 bar.set_postfix(loss=f"{value:.4g}",
                                 rank=_rank(sv * sv, eigvals), refresh=False)
             if step % refresh == 0 or step == stop:
                 bar.update(step - bar.n)
         if ck_path is not None and stop < steps and \
                 (not history.step or history.step[-1] != stop):
-            _save_checkpoint(ck_path, W, stop, steps, lr, gen, history, config)
+            save(stop)
     finally:
         bar.close()
     if out_dir is not None and stop == steps:
         history.save(Path(out_dir) / HISTORY)
-    return TrainResult(W, history, lr, steps, dt, config)
+    return TrainResult(words_view(), history, lr, steps, dt, config)

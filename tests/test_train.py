@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -253,3 +254,83 @@ def test_minibatch_grad_equals_autograd(loss, scheme):
     ref.backward()
     assert torch.allclose(grad, Wg.grad, rtol=1e-12, atol=1e-14)
     assert float(value) == pytest.approx(float(ref.detach()), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------
+# training in M*'s eigenbasis
+# ----------------------------------------------------------------------------------
+
+def test_eigenbasis_run_is_the_word_basis_run():
+    """From the same W(0), gradient descent in M*'s eigenbasis, rotated back, is the
+    word-basis run to 1e-10 of ||W||, through the learning of several modes."""
+    P, u = _problem(V=40, rank=6, seed=2)
+    M = _mstar(P, u)
+    lam = torch.linalg.eigvalsh(M).flip(0)
+    runs = {}
+    for basis in ("word", "eigen"):
+        cfg = TrainConfig(embed_dim=5, init_scale=1e-8, lr=0.01, steps="auto",
+                          n_checkpoints=40, basis=basis)
+        runs[basis] = train(cfg, P, u, M_star=M, device=CPU, progress=False)
+    word, eig = runs["word"], runs["eigen"]
+    assert word.steps == eig.steps > 100
+    rel = float((eig.W - word.W).norm() / word.W.norm())
+    assert rel < 1e-10, rel
+    # ... along the whole run, not only at its end
+    sw, se = np.asarray(word.history.singular_values), \
+        np.asarray(eig.history.singular_values)
+    assert np.allclose(se, sw, rtol=1e-9, atol=1e-12 * sw.max())
+    np.testing.assert_allclose(eig.history.loss, word.history.loss, rtol=1e-10)
+    # several modes passed their half-learned times during the run
+    half = dynamics.crossing_times(word.history.t, word.history.s2(),
+                                   lam[:5].numpy() / 2)
+    assert np.isfinite(half).sum() >= 3, half
+    assert float(word.history.s2()[0].max()) < 1e-6 * float(lam[0])  # from small init
+
+
+def test_eigenbasis_resume_and_errors(tmp_path):
+    P, u = _problem(V=20, rank=4, seed=1)
+    cfg = TrainConfig(embed_dim=3, init_scale=1e-4, lr=0.02, steps=60,
+                      n_checkpoints=6, basis="eigen")
+    ref = train(cfg, P, u, device=CPU, progress=False)
+    train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, until=25)
+    done = train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                 resume=True)
+    assert torch.equal(done.W, ref.W)
+    assert done.history.to_dict() == ref.history.to_dict()
+    # the word-basis run's checkpoint is another configuration
+    with pytest.raises(QwemError, match="another configuration"):
+        train(TrainConfig(embed_dim=3, init_scale=1e-4, lr=0.02, steps=60,
+                          n_checkpoints=6, basis="word"), P, u, device=CPU,
+              progress=False, out_dir=tmp_path, resume=True)
+    for bad in (dict(batch_size=16), dict(loss="sgns"), dict(reweight="uniform")):
+        with pytest.raises(QwemError, match="basis='eigen' needs"):
+            train(TrainConfig(embed_dim=3, steps=2, lr=0.01, basis="eigen", **bad),
+                  P, u, device=CPU, progress=False)
+    with pytest.raises(QwemError, match="basis must be"):
+        TrainConfig(basis="fourier")
+
+
+def test_eigenbasis_is_cached_by_content(isolated_cache, monkeypatch):
+    from qwem_lib.spectral import eigenbasis
+    P, u = _problem(V=30)
+    M = _mstar(P, u)
+    lam, U = eigenbasis(M, cache=True)
+    assert torch.all(lam[:-1] >= lam[1:])
+    assert torch.allclose(U @ torch.diag(lam) @ U.T, M, atol=1e-12)
+    folder = os.path.join(os.environ["QWEM_CACHE"], "eigenbasis")
+    files = os.listdir(folder)
+    assert len(files) == 1
+    calls = []
+    real = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda A: calls.append(1) or real(A))
+    lam2, U2 = eigenbasis(M, cache=True)  # read back, not recomputed
+    assert not calls and torch.equal(lam2, lam) and torch.equal(U2, U)
+    M2 = M.clone()
+    M2[0, 1] = M2[1, 0] = M[0, 1] + 1e-9  # another matrix: another entry
+    eigenbasis(M2, cache=True)
+    assert calls and len(os.listdir(folder)) == 2
+    path = os.path.join(folder, files[0])
+    with open(path, "r+b") as f:  # a truncated entry is recomputed, not fatal
+        f.truncate(100)
+    lam3, _ = eigenbasis(M, cache=True)
+    assert torch.allclose(lam3, lam, rtol=0, atol=1e-12)
