@@ -25,7 +25,7 @@ from .errors import QwemError
 __all__ = ["EighResult", "top_eigh", "eigenbasis", "embeddings_from_eig",
            "closed_form_embeddings"]
 
-_EIGENBASIS_VERSION = "torch-eigh-1"  # part of the eigenbasis cache key
+_EIGENBASIS_VERSION = "lapack-evd-1"  # part of the eigenbasis cache key
 
 
 @dataclass(frozen=True)
@@ -243,10 +243,10 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
 
     The basis in which gradient descent on ``¼||W W^T - M||^2`` decouples
     (:func:`qwem_lib.train.train` trains there).  A dense O(V^3) decomposition (LAPACK
-    through torch; about two minutes at V = 10^4 on two cores), so with ``cache``
-    (default: for V >= 512, where it takes longer than reading it back) it is
-    stored under ``cache_dir()/"eigenbasis"``, keyed by a hash of M's float64
-    entries, and read back for the same M; an unreadable entry is recomputed.
+    through scipy on a CPU, torch on a GPU), so with ``cache`` (default: for
+    V >= 512, where it takes longer than reading it back) it is stored under
+    ``cache_dir()/"eigenbasis"``, keyed by a hash of M's float64 entries, and read
+    back for the same M; an unreadable entry is recomputed.
 
     Returns
     -------
@@ -280,7 +280,14 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     if progress:
         from tqdm.auto import tqdm
         tqdm.write(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...")
-    lam, U = torch.linalg.eigh(M64)
+    if M64.device.type == "cpu":
+        # scipy's LAPACK divide and conquer is faster here than torch's (bench/README)
+        import scipy.linalg
+        lam_np, U_np = scipy.linalg.eigh(M64.numpy(), driver="evd",
+                                         check_finite=False)
+        lam, U = torch.from_numpy(lam_np), torch.from_numpy(U_np)
+    else:
+        lam, U = torch.linalg.eigh(M64)
     lam, U = lam.flip(0), U.flip(1).contiguous()
     if path is not None:
         try:

@@ -385,14 +385,15 @@ def _meta(config: TrainConfig) -> dict:
     return {"config": config.to_dict()}
 
 
-def _save_checkpoint(path: Path, W, step, steps, lr, generator, history, config,
-                     X=None):
-    """``W`` in the word basis; ``X``, the trained variable when it is not W."""
-    extra = {} if X is None else {"X": X.detach().cpu().numpy()}
-    save_checkpoint(path, _meta(config), W=W.detach().cpu().numpy(),
+def _save_checkpoint(path: Path, X, step, steps, lr, generator, history, config,
+                     basis: str = "word"):
+    """The trained variable: ``W`` in the word basis, ``X = U^T W`` in M*'s
+    eigenbasis (``basis``)."""
+    save_checkpoint(path, _meta(config), **{"W" if basis == "word" else "X":
+                                            X.detach().cpu().numpy()},
                     step=np.int64(step), steps=np.int64(steps), lr=np.float64(lr),
                     rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
-                    history=np.array(history.to_json()), **extra)
+                    history=np.array(history.to_json()))
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
@@ -519,7 +520,8 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         if eigvals is None:
             eigvals = lam_all[:d].cpu()
     if ck is not None:
-        W = torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
+        W = None if basis == "eigen" else \
+            torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
         start, steps, lr = int(ck["step"]), int(ck["steps"]), float(ck["lr"])
         gen.set_state(torch.from_numpy(ck["rng_state"].copy()))
         history = History.from_dict(json.loads(str(ck["history"])))
@@ -543,38 +545,66 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     if basis == "eigen":
         U, lam = U.to(dtype), lam_all.to(device=dev, dtype=dtype)[:, None]
         X = (torch.as_tensor(ck["X"]).to(device=dev, dtype=dtype)
-             if ck is not None and "X" in ck else U.T @ W)
+             if ck is not None else U.T @ W)
     else:
         X = W
     if exact and basis == "word":
         # G = 1 for every pair: the gradient is (W W^T - M*) W exactly.
         target = M_star.to(device=dev, dtype=dtype)
+    if exact:
+        m_star2 = float((lam * lam).sum() if basis == "eigen"
+                        else (target * target).sum())
 
-    def gradient():
-        if basis == "eigen":  # (X X^T - Λ) X, O(V d^2)
-            return X @ (X.T @ X) - lam * X
+    def step_once():
+        """One step on X; False if it is no longer finite."""
+        nonlocal X
+        if basis == "eigen":  # X - η (X X^T - Λ) X = (1 + ηΛ) X - η X (X^T X)
+            A = X.T @ X  # (d, d): NaN/inf in X shows here, at d^2 cost
+            X = torch.addmm(X * (1 + lr * lam), X, A, alpha=-lr)
+            return bool(torch.isfinite(A).all())
         if exact:  # (W W^T - M*) W, O(V^2 d)
-            return X @ (X.T @ X) - target @ X
-        if sampler is None:
-            return expected_grad(X, P, uni, config.loss, reweight=rw)
-        return minibatch_grad(X, sampler, config.batch_size, config.loss, gen)[0]
+            grad = X @ (X.T @ X) - target @ X
+        elif sampler is None:
+            grad = expected_grad(X, P, uni, config.loss, reweight=rw)
+        else:
+            grad = minibatch_grad(X, sampler, config.batch_size, config.loss, gen)[0]
+        X.sub_(grad.to(dtype), alpha=lr)
+        return bool(torch.isfinite(X).all())
+
+    def residual2():
+        """``||W W^T - M*||_F^2`` from X: O(V d^2) in the eigenbasis."""
+        A = X.T @ X
+        cross = (lam * X * X).sum() if basis == "eigen" else (X * (target @ X)).sum()
+        return float((A * A).sum() - 2.0 * cross) + m_star2
+
+    loss_offset = None  # exact quartic: loss = offset + ¼||W W^T - M*||^2 (Theorem 1)
 
     def words_view():
         return U @ X if basis == "eigen" else X
 
     def save(step):
-        _save_checkpoint(ck_path, words_view(), step, steps, lr, gen, history, config,
-                         X=X if basis == "eigen" else None)
+        # In the eigenbasis the state is X (W = U X needs the cached U: no V^2 d
+        # rotation at every checkpoint).
+        _save_checkpoint(ck_path, X, step, steps, lr, gen, history, config,
+                         basis=basis)
 
     def record(step):
-        W = words_view()
+        nonlocal loss_offset
         with torch.no_grad():
-            value = float(expected_loss(W, P, uni, config.loss, reweight=rw))
-            sv = torch.linalg.svdvals(W.to(torch.float64))
+            if exact:  # the O(V^2) expected loss once, then Theorem 1's identity
+                r2 = residual2()
+                if loss_offset is None:
+                    loss_offset = float(expected_loss(words_view(), P, uni,
+                                                      config.loss, reweight=rw)) \
+                        - 0.25 * r2
+                value = loss_offset + 0.25 * r2
+            else:
+                value = float(expected_loss(X, P, uni, config.loss, reweight=rw))
+            sv = torch.linalg.svdvals(X.to(torch.float64))  # U X has X's
         acc = None
         if words is not None:
             from .evaluate import analogy_paper
-            acc = analogy_paper(W, words, questions, device=dev).accuracy
+            acc = analogy_paper(words_view(), words, questions, device=dev).accuracy
         history.append(step, step * dt, value, sv.cpu().tolist(), acc)
         return value, sv
 
@@ -592,8 +622,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                dynamic_ncols=True)
     try:
         for step in range(start + 1, stop + 1):
-            X.sub_(gradient().to(dtype), alpha=lr)
-            if not bool(torch.isfinite(X).all()):
+            if not step_once():
                 diverged(step, "W")
             if step in marks and (not history.step or history.step[-1] < step):
                 value, sv = record(step)

@@ -280,6 +280,13 @@ def test_eigenbasis_run_is_the_word_basis_run():
         np.asarray(eig.history.singular_values)
     assert np.allclose(se, sw, rtol=1e-9, atol=1e-12 * sw.max())
     np.testing.assert_allclose(eig.history.loss, word.history.loss, rtol=1e-10)
+    # the recorded loss (Theorem 1's identity after one direct evaluation) is the
+    # expected loss itself
+    from qwem_lib.losses import expected_loss
+    direct = float(expected_loss(eig.W, P, u, "qwem", reweight=reweighting(
+        "setting31", P, u)))
+    assert math.isclose(eig.history.loss[-1], direct, rel_tol=1e-10)
+    assert eig.history.loss[-1] < eig.history.loss[0]
     # several modes passed their half-learned times during the run
     half = dynamics.crossing_times(word.history.t, word.history.s2(),
                                    lam[:5].numpy() / 2)
@@ -320,9 +327,11 @@ def test_eigenbasis_is_cached_by_content(isolated_cache, monkeypatch):
     folder = os.path.join(os.environ["QWEM_CACHE"], "eigenbasis")
     files = os.listdir(folder)
     assert len(files) == 1
+    import scipy.linalg
     calls = []
-    real = torch.linalg.eigh
-    monkeypatch.setattr(torch.linalg, "eigh", lambda A: calls.append(1) or real(A))
+    real = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     lam2, U2 = eigenbasis(M, cache=True)  # read back, not recomputed
     assert not calls and torch.equal(lam2, lam) and torch.equal(U2, U)
     M2 = M.clone()
