@@ -373,14 +373,20 @@ class _Session:
             questions, dev
         self.ck_path, self.meta, self.bar = ck_path, meta, bar
         self.seen = engine.running_loss()
-        k = config.negatives
-        self.blowup = math.inf
         if engine_name == "kernel":
             self.hint = "use a smaller lr"
         else:
             self.hint = (f"use a smaller lr or batch_size (start lr {config.lr:g}, "
                          f"batch_size {config.batch_size})")
-        self.floor = (k + 1) * math.log(2.0)
+        self.blowup = self._blowup()
+
+    def _blowup(self) -> float:
+        """Training lowers the loss; twice the start means the steps overshoot."""
+        if not self.history.loss:
+            return math.inf  # set at the first record
+        start = self.history.loss[0]
+        floor = (self.config.negatives + 1) * math.log(2.0)
+        return 2.0 * max(start if math.isfinite(start) else 0.0, floor)
 
     def lr_now(self) -> float:
         e = self.engine
@@ -400,11 +406,7 @@ class _Session:
         loss = _eval_loss(self.W, self.C, self.sample)
         self.history.append(e.steps, e.flow_time, loss, sv.cpu().tolist(), acc)
         self.ck_words.append(int(e.words_done))
-        if len(self.history.loss) == 1 or not math.isfinite(self.blowup):
-            # Training lowers the loss; twice the start means the steps overshoot.
-            start = self.history.loss[0]
-            self.blowup = 2.0 * max(start if math.isfinite(start) else 0.0,
-                                    self.floor)
+        self.blowup = self._blowup()
 
     def save(self) -> None:
         if self.ck_path is None:
