@@ -434,7 +434,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           M_star: torch.Tensor | None = None, eigvals=None,
           words=None, questions=None, device=None, out_dir=None,
           resume: bool = False, until: int | None = None,
-          progress: bool = True, callback=None) -> TrainResult:
+          progress: bool = True, callback=None, cache: bool = True) -> TrainResult:
     """Train tied embeddings W on the reweighted QWEM or SGNS loss (PAPER.md §1-4).
 
     Parameters
@@ -467,6 +467,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     callback : callable, optional
         ``callback(step, t, W)`` at every checkpoint, after it is recorded (e.g. to
         keep snapshots of W or measure subspace overlaps); it must not modify W.
+    cache : bool
+        Read and store M*'s eigendecomposition in the cache
+        (:func:`qwem_lib.spectral.eigenbasis`); False computes it afresh.
 
     Returns
     -------
@@ -516,7 +519,8 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                            unigram.to(torch.float64).cpu())
     U = lam_all = None
     if basis == "eigen":
-        lam_all, U = eigenbasis(M_star.to(device=dev), progress=progress)
+        lam_all, U = eigenbasis(M_star.to(device=dev), progress=progress,
+                                cache=None if cache else False)
         if eigvals is None:
             eigvals = lam_all[:d].cpu()
     if ck is not None:
