@@ -581,7 +581,10 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         cross = (lam * X * X).sum() if basis == "eigen" else (X * (target @ X)).sum()
         return float((A * A).sum() - 2.0 * cross) + m_star2
 
-    loss_offset = None  # exact quartic: loss = offset + ¼||W W^T - M*||^2 (Theorem 1)
+    if exact:  # Theorem 1: loss = offset + ¼||W W^T - M*||^2; the offset at W = 0,
+        # where the residual is ||M*||^2 (the same value in a resumed run)
+        loss_offset = float(expected_loss(torch.zeros_like(X), P, uni, config.loss,
+                                          reweight=rw)) - 0.25 * m_star2
 
     def words_view():
         return U @ X if basis == "eigen" else X
@@ -593,15 +596,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                          basis=basis)
 
     def record(step):
-        nonlocal loss_offset
         with torch.no_grad():
-            if exact:  # the O(V^2) expected loss once, then Theorem 1's identity
-                r2 = residual2()
-                if loss_offset is None:
-                    loss_offset = float(expected_loss(words_view(), P, uni,
-                                                      config.loss, reweight=rw)) \
-                        - 0.25 * r2
-                value = loss_offset + 0.25 * r2
+            if exact:  # O(V d^2) in the eigenbasis, where expected_loss is O(V^2 d)
+                value = loss_offset + 0.25 * residual2()
             else:
                 value = float(expected_loss(X, P, uni, config.loss, reweight=rw))
             sv = torch.linalg.svdvals(X.to(torch.float64))  # U X has X's
