@@ -45,7 +45,7 @@ class History:
     ----------
     step : list of int
     t : list of float
-        Flow time of PAPER.md §3 (``step · 2 lr c``).
+        Flow time of the paper's Section 3 (``step · 2 lr c``).
     loss : list of float
         Expected loss (:func:`qwem_lib.losses.expected_loss`) at W.
     singular_values : list of list of float
