@@ -56,8 +56,7 @@ from .errors import QwemError
 from .history import History, TrainResult, diverged_error, load_checkpoint, \
     save_checkpoint
 from .losses import keep_probs
-from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, alias_table, \
-    default_threads
+from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
 from .sgns_torch import NegativeSampler, TorchSGNS, block_seed, prepare_block, \
     window_pairs
 
@@ -346,15 +345,14 @@ def _threads(threads, engine: str) -> int:
     return int(threads)
 
 
-def _engine(engine: str, config: Word2VecConfig, ids, counts, W, C, dev, threads,
-            state):
-    """The engine that trains W (and C) in place, from ``state`` if given."""
-    keep = keep_probs(counts, config.subsample)
+def _engine(engine: str, config: Word2VecConfig, ids, keep, sampler, W, C, dev,
+            threads, state):
+    """The engine that trains W (and C) in place, from ``state`` if given; ``keep``
+    and ``sampler`` (on ``dev``) are the subsampling and the negatives' tables."""
     if engine == "torch":
-        sampler = NegativeSampler(counts, config.neg_power, device=dev)
-        return TorchSGNS(ids, keep.to(dev), sampler, W, C, config, dev, state=state)
-    _, prob, alias = alias_table(counts, config.neg_power)
-    return Hogwild(ids, keep.numpy(), prob, alias, W.numpy(),
+        return TorchSGNS(ids, keep, sampler, W, C, config, dev, state=state)
+    return Hogwild(ids, keep.cpu().numpy(), sampler.prob.cpu().numpy(),
+                   sampler.alias.cpu().numpy(), W.numpy(),
                    None if C is None else C.numpy(), window=config.window,
                    negatives=config.negatives, block_tokens=config.block_tokens,
                    seed=config.seed, epochs=config.epochs, lr=config.lr,
@@ -535,9 +533,10 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         history, ck_words = History(), []
     W = W.contiguous()
     C = None if C is None else C.contiguous()
-    eng = _engine(name, config, ids, counts, W, C, dev, n_threads, ck)
-    sample = _eval_sample(ids, keep_probs(counts, config.subsample).to(dev), config,
-                          NegativeSampler(counts, config.neg_power, device=dev), dev)
+    keep = keep_probs(counts, config.subsample).to(dev)
+    sampler = NegativeSampler(counts, config.neg_power, device=dev)
+    eng = _engine(name, config, ids, keep, sampler, W, C, dev, n_threads, ck)
+    sample = _eval_sample(ids, keep, config, sampler, dev)
     goal = total if until is None else min(int(until), total)
     marks = checkpoint_words(total, n_checkpoints)
     bar = tqdm(total=total, initial=eng.words_done, disable=not progress,
