@@ -3,7 +3,8 @@
 #
 #   make venv    create $(VENV) and install requirements.txt (again only when
 #                requirements.txt or pyproject.toml change)
-#   make book    execute the chapters (cached) and build the HTML into _build/html
+#   make book    execute the chapters (cached) and build the HTML into _build/html;
+#                prints each chapter's execution time and the build's wall time
 #   make test    unit tests + every chapter notebook, at QWEM_SCALE=small
 #   make sync    rewrite each chapter's .ipynb from its .md (no outputs)
 #   make clean   remove _build (with the execution cache) and test caches
@@ -42,7 +43,7 @@ CACHE_STAMP := _build/.qwem-cache-key
 .PHONY: help venv book test sync clean distclean
 
 help:
-	@sed -n '4,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,14p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -64,7 +65,12 @@ book: $(STAMP)
 	  rm -rf _build/.jupyter_cache _build/.doctrees; \
 	fi; \
 	echo "$$key" > $(CACHE_STAMP)
-	QWEM_SCALE=$(BOOK_SCALE) $(KERNEL_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	@start=$$(date +%s); status=0; \
+	QWEM_SCALE=$(BOOK_SCALE) $(KERNEL_ENV) $(BIN)/jupyter-book build . -W -n --keep-going \
+	  || status=$$?; \
+	$(BIN)/python bench/book_times.py --since $$start || true; \
+	echo "make book: $$(( $$(date +%s) - start )) s wall (QWEM_SCALE=$(BOOK_SCALE))"; \
+	exit $$status
 
 # nbval: plain --nbval.  nbval 0.11 compares outputs only for cells the notebook records
 # as run (execution_count set); the committed notebooks are stripped (test_book.py

@@ -22,7 +22,7 @@ from .cooccurrence import count_pairs, window_weights
 from .devices import default_device
 from .errors import QwemError
 from .losses import keep_probs
-from .spectral import EighResult, embeddings_from_eig, top_eigh
+from .spectral import EighResult, eigenbasis, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
 __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
@@ -170,6 +170,9 @@ class ClosedForm:
         Seconds per stage.
     target : (V, V) tensor or None
         The target matrix, when ``keep_target=True``.
+    cached : bool
+        Read from the closed-form cache (``timings`` are then the load's, or with
+        ``cache="timed"`` those of the run that computed the entry).
     """
 
     config: EmbedConfig
@@ -182,6 +185,7 @@ class ClosedForm:
     n_kept: int
     timings: dict = field(default_factory=dict)
     target: torch.Tensor | None = None
+    cached: bool = False
 
 
 def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -263,8 +267,29 @@ def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
     return (g / g.mean()).sqrt()
 
 
+def _top_eigenpairs(M: torch.Tensor, k: int, *, cache: bool,
+                    progress: bool) -> EighResult:
+    """Top-k eigenpairs of M, on the CPU.
+
+    A block Krylov solver (:func:`qwem_lib.spectral.top_eigh`, mostly in float32,
+    finished in float64) when k is a small part of V; from k >= V/4 on, the dense
+    decomposition is the cheaper one (bench/README.md) and goes through
+    :func:`qwem_lib.spectral.eigenbasis`, whose cache (keyed by M's content) is the
+    one the trainer fills, so a chapter that trained QWEM on this M* has already
+    paid for it.
+    """
+    if 4 * k >= M.shape[0]:
+        lam, U = eigenbasis(M, cache=None if cache else False, progress=progress)
+        lam, U = lam[:k], U[:, :k]
+        res = torch.linalg.vector_norm(M.to(torch.float64) @ U - U * lam, dim=0)
+        return EighResult(lam.cpu(), U.cpu(), res.cpu(), M.shape[0], 0)
+    eig = top_eigh(M, k, work_dtype=torch.float32, progress=progress)
+    return EighResult(eig.eigvals.cpu(), eig.eigvecs.cpu(), eig.residuals.cpu(),
+                      eig.n_matvecs, eig.n_restarts)
+
+
 def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
-                cache: bool = True, keep_target: bool = False,
+                cache: bool | str = True, keep_target: bool = False,
                 watch: Stopwatch | None = None) -> ClosedForm:
     """Closed-form embeddings ``W = V_d Λ_d^{1/2}`` of a corpus (Theorem 1).
 
@@ -275,11 +300,14 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         Where counting, the target and the eigensolver run (CUDA when available).
     progress : bool
         Progress bars for the long stages.
-    cache : bool
-        Reuse token arrays cached by :func:`qwem_lib.corpus.load_tokens`, and the
-        eigenpairs cached under ``cache_dir()/"closed_form"`` by ``config.key()``.
-        With ``keep_target=True`` the eigenpair cache is not used (the target must
-        be built anyway).
+    cache : bool or "timed"
+        ``True``: reuse token arrays cached by :func:`qwem_lib.corpus.load_tokens`,
+        and the eigenpairs cached under ``cache_dir()/"closed_form"`` by
+        ``config.key()``.  ``"timed"``: the same eigenpair cache, but a result not
+        there is computed from the corpus file (no cached tokens), and one read from
+        it reports in ``timings`` the stages of the run that computed it (what
+        :func:`qwem_lib.compare.closed_form_run` times).  With ``keep_target=True``
+        the eigenpair cache is not read (the target must be built anyway).
     keep_target : bool
         Keep the V x V target in the result (for spectra and plots).
     watch : Stopwatch, optional
@@ -290,10 +318,19 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     ClosedForm
     """
     config.validate()
+    if cache not in (True, False, "timed"):
+        raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
     device = default_device(device)
     watch = watch or Stopwatch(device)
     cache_file = data.cache_dir() / "closed_form" / f"{config.key()}.npz"
-    if cache and not keep_target and cache_file.is_file():
+    stored_stages = None
+    if cache == "timed" and cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:   # timed: need its stages
+            if "stages" in z.files:
+                stored_stages = json.loads(str(z["stages"]))
+    if (cache is True or stored_stages is not None) and not keep_target \
+            and cache_file.is_file():
+        from_cache = True
         with watch.stage("load cache"):
             z = np.load(cache_file, allow_pickle=False)
             words = [str(w) for w in z["words"]]
@@ -304,18 +341,16 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                              torch.from_numpy(z["residuals"]), 0, 0)
             n_tokens, n_kept = int(z["n_tokens"]), int(z["n_kept"])
     else:
+        from_cache = False
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
-                               cache=cache)
+                               cache=cache is True)
         words = list(tokens.vocab.words)
         n_tokens, n_kept = tokens.n_tokens, len(tokens.ids)
         scale = row_scale(tokens.ids, config)
         del tokens
         with watch.stage("eigen"):
-            # Most iterations in float32 (twice the speed), finished in float64.
-            eig = top_eigh(M, config.embed_dim, work_dtype=torch.float32,
-                           progress=progress)
-            eig = EighResult(eig.eigvals.cpu(), eig.eigvecs.cpu(), eig.residuals.cpu(),
-                             eig.n_matvecs, eig.n_restarts)
+            eig = _top_eigenpairs(M, config.embed_dim, cache=bool(cache),
+                                  progress=progress)
         if cache:
             with atomic_path(cache_file) as tmp:
                 with open(tmp, "wb") as fh:
@@ -324,12 +359,15 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                              residuals=eig.residuals.numpy(),
                              n_tokens=n_tokens, n_kept=n_kept,
                              row_scale=scale.numpy(),
-                             config=json.dumps(asdict(config)))
+                             config=json.dumps(asdict(config)),
+                             stages=json.dumps(dict(watch.stages)))
         if not keep_target:
             del M
     W = embeddings_from_eig(eig.eigvals, eig.eigvecs)
     if config.weight_power:  # W = Γ⁻¹ · top-d factor of ΓM*Γ
         W = W / scale.to(W.device, W.dtype)[:, None]
+    stages = (stored_stages if cache == "timed" and stored_stages is not None
+              else dict(watch.stages))
     return ClosedForm(config, words, W, eig.eigvals, eig.eigvecs, eig.residuals,
-                      n_tokens, n_kept, dict(watch.stages),
-                      M if keep_target else None)
+                      n_tokens, n_kept, stages, M if keep_target else None,
+                      cached=from_cache)

@@ -165,3 +165,48 @@ def test_plotting_import_is_free():
     code = ("import sys, qwem_lib.plotting; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_book_times_reports_each_chapter(tmp_path, capsys):
+    """bench/book_times.py: seconds from the execution cache, this build vs earlier."""
+    import datetime as dt
+    import importlib.util
+    import time
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    spec = importlib.util.spec_from_file_location(
+        "book_times", ROOT / "bench" / "book_times.py")
+    book_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_times)
+
+    book = tmp_path / "book"
+    book.mkdir()
+    cache = get_cache(str(tmp_path / "cache"))
+    for name, seconds in (("01_a", 12.25), ("02_b", 3600.0)):
+        (book / f"{name}.md").write_text("# x\n")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(name)])
+        cache.cache_notebook_bundle(
+            CacheBundleIn(nb, str(book / f"{name}.md"),
+                          data={"execution_seconds": seconds}), check_validity=False)
+    (book / "03_c.md").write_text("# failed\n")
+    rows = book_times.chapter_times(tmp_path / "cache", sorted(book.glob("*.md")))
+    assert [(n, s) for n, s, _ in rows] == [("01_a", 12.25), ("02_b", 3600.0),
+                                            ("03_c", None)]
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for _, _, created in rows[:2]:
+        assert abs((created.replace(tzinfo=None) - now).total_seconds()) < 60
+
+    args = ["--cache", str(tmp_path / "cache"), "--book", str(book)]
+    assert book_times.main(args + ["--since", str(time.time() - 60)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"01_a\s+12\s+executed", out)
+    assert re.search(r"02_b\s+3600\s+executed", out)
+    assert re.search(r"03_c\s+-\s+not executed", out)
+    assert re.search(r"executed in this build\s+3612", out)
+    book_times.main(args + ["--since", str(time.time() + 60)])   # built earlier
+    out = capsys.readouterr().out
+    assert re.search(r"01_a\s+12\s+from the cache", out)
+    assert re.search(r"executed in this build\s+0\b", out)

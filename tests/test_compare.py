@@ -98,6 +98,90 @@ def test_closed_form_run_is_cached_with_its_time(corpus):
         compare.closed_form_run(cfg, cache="yes")
 
 
+def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch):
+    """A closed form stored by pipeline.closed_form (a chapter) is what
+    closed_form_run reads, with the stage times of the run that computed it, and
+    the other way round; an entry without stage times is recomputed."""
+    from qwem_lib import pipeline
+    from qwem_lib.data import cache_dir
+
+    calls = []
+    real = pipeline._top_eigenpairs
+    monkeypatch.setattr(pipeline, "_top_eigenpairs",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = EmbedConfig(corpus, 12, 3)
+    first = pipeline.closed_form(cfg, progress=False)
+    assert not first.cached and len(calls) == 1
+    run = compare.closed_form_run(cfg)
+    assert len(calls) == 1                       # read back, not recomputed
+    assert run.info["stages"] == first.timings
+    assert run.seconds == pytest.approx(sum(first.timings.values()))
+    np.testing.assert_array_equal(run.W, first.W.numpy().astype(np.float32))
+    again = pipeline.closed_form(cfg, progress=False)
+    assert again.cached and "load cache" in again.timings
+
+    other = EmbedConfig(corpus, 12, 2)            # first computed by the timed run
+    run2 = compare.closed_form_run(other)
+    assert len(calls) == 2 and not run2.cached
+    assert pipeline.closed_form(other, progress=False).cached and len(calls) == 2
+
+    # an entry written before stage times were stored: the timed run recomputes it
+    entry = cache_dir() / "closed_form" / f"{cfg.key()}.npz"
+    with np.load(entry) as z:
+        old = {k: z[k] for k in z.files if k != "stages"}
+    np.savez(entry, **old)
+    compare.closed_form_run(cfg, cache="refresh")
+    assert len(calls) == 3
+    with np.load(entry) as z:
+        assert "stages" not in z.files            # refresh does not rewrite it
+    pipeline.closed_form(cfg, progress=False, cache="timed")
+    assert len(calls) == 4
+    with np.load(entry) as z:
+        assert "stages" in z.files
+    with pytest.raises(QwemError, match="cache must be"):
+        pipeline.closed_form(cfg, progress=False, cache="yes")
+
+
+def test_closed_form_of_many_pairs_shares_the_trainers_eigenbasis(corpus,
+                                                                   monkeypatch):
+    """From k >= V/4 the closed form takes the dense eigenbasis: the same eigenpairs
+    as the Krylov solver, from the M* the trainer decomposes, bit for bit, so the
+    eigenbasis cache (keyed by M's content) serves both."""
+    import torch
+
+    from qwem_lib import pipeline, spectral, train as train_mod
+    from qwem_lib.losses import reweighting
+    from qwem_lib.train import TrainConfig
+
+    V, k = 12, 4
+    cfg = EmbedConfig(corpus, V, k)
+    _, P, u = pair_statistics(cfg, progress=False)
+    seen = []
+    real = spectral.eigenbasis
+    spy = lambda M, **kw: seen.append((M.clone(), kw)) or real(M, **kw)  # noqa: E731
+    monkeypatch.setattr(pipeline, "eigenbasis", spy)
+    monkeypatch.setattr(train_mod, "eigenbasis", spy)
+    train_mod.train(TrainConfig(embed_dim=k, steps=2, lr=1e-4, basis="eigen"), P, u,
+                    progress=False, cache=True)
+    res = pipeline.closed_form(cfg, progress=False, cache=True)
+    assert len(seen) == 2
+    assert torch.equal(seen[0][0], seen[1][0])       # one M*, one cache entry
+    assert seen[0][1]["cache"] is None and seen[1][1]["cache"] is None
+    M = reweighting("setting31", P, u).target(P, u)
+    lam = np.linalg.eigvalsh(M.numpy())[::-1][:k]
+    np.testing.assert_allclose(res.eigvals.numpy(), lam, rtol=1e-10)
+    assert float(res.residuals.max()) < 1e-10 * abs(lam[0])
+    ref = spectral.top_eigh(M, k)
+    np.testing.assert_allclose(np.abs(res.eigvecs.numpy().T @ ref.eigvecs.numpy()),
+                               np.eye(k), atol=1e-6)
+    pipeline.closed_form(EmbedConfig(corpus, V, k, context_len=5), progress=False,
+                         cache=False)
+    assert seen[-1][1]["cache"] is False             # no cache: none written
+    seen.clear()
+    pipeline.closed_form(EmbedConfig(corpus, V, 2), progress=False, cache=False)
+    assert not seen                                  # k < V/4: the Krylov solver
+
+
 def test_word2vec_run_matches_the_trainer(corpus):
     from qwem_lib.word2vec import train_word2vec
     cfg = Word2VecConfig(embed_dim=3, window=2, negatives=2, subsample=0, epochs=1,
