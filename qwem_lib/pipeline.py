@@ -269,7 +269,7 @@ def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
 
 def _top_eigenpairs(M: torch.Tensor, k: int, *, cache: bool,
                     progress: bool) -> EighResult:
-    """Top-k eigenpairs of M, on the CPU.
+    """Top-k eigenpairs of M (on M's device), returned on the CPU.
 
     A block Krylov solver (:func:`qwem_lib.spectral.top_eigh`, mostly in float32,
     finished in float64) when k is a small part of V; from k >= V/4 on, the dense
@@ -324,7 +324,7 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     watch = watch or Stopwatch(device)
     cache_file = data.cache_dir() / "closed_form" / f"{config.key()}.npz"
     stored_stages = None
-    if cache == "timed" and cache_file.is_file():
+    if cache == "timed" and not keep_target and cache_file.is_file():
         with np.load(cache_file, allow_pickle=False) as z:   # timed: need its stages
             if "stages" in z.files:
                 stored_stages = json.loads(str(z["stages"]))

@@ -138,6 +138,9 @@ def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch)
     assert len(calls) == 4
     with np.load(entry) as z:
         assert "stages" in z.files
+    fresh = pipeline.closed_form(cfg, progress=False, cache="timed", keep_target=True)
+    assert not fresh.cached and fresh.target is not None     # computed, not read
+    assert len(calls) == 5 and fresh.timings != run.info["stages"]
     with pytest.raises(QwemError, match="cache must be"):
         pipeline.closed_form(cfg, progress=False, cache="yes")
 
