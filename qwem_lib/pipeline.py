@@ -323,16 +323,18 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     device = default_device(device)
     watch = watch or Stopwatch(device)
     cache_file = data.cache_dir() / "closed_form" / f"{config.key()}.npz"
+    z = None
+    if cache and not keep_target and cache_file.is_file():
+        z = np.load(cache_file, allow_pickle=False)
+        if cache == "timed" and "stages" not in z.files:  # timed needs its stages
+            z.close()
+            z = None
     stored_stages = None
-    if cache == "timed" and not keep_target and cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as z:   # timed: need its stages
+    from_cache = z is not None
+    if from_cache:
+        with watch.stage("load cache"):
             if "stages" in z.files:
                 stored_stages = json.loads(str(z["stages"]))
-    if (cache is True or stored_stages is not None) and not keep_target \
-            and cache_file.is_file():
-        from_cache = True
-        with watch.stage("load cache"):
-            z = np.load(cache_file, allow_pickle=False)
             words = [str(w) for w in z["words"]]
             scale = (torch.from_numpy(z["row_scale"]) if "row_scale" in z.files
                      else torch.ones(len(words), dtype=torch.float64))
@@ -340,8 +342,8 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                              torch.from_numpy(z["eigvecs"]),
                              torch.from_numpy(z["residuals"]), 0, 0)
             n_tokens, n_kept = int(z["n_tokens"]), int(z["n_kept"])
+        z.close()
     else:
-        from_cache = False
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
                                cache=cache is True)
         words = list(tokens.vocab.words)
