@@ -4,11 +4,11 @@ This is what a competent researcher would write in an afternoon, with no tuning:
 
 read+tokenise  ``bz2`` decode + ``str.split`` in plain Python; ``collections.Counter``,
                top V by (count desc, word asc), ids through a dict, out-of-vocabulary
-               tokens removed before windowing (PAPER.md §4);
+               tokens removed before windowing (arXiv 2502.09863, setup);
 count          a numba double loop over positions and separations s = 1..L adding
                weight L + 1 - s to C[i, j] and C[j, i] (float64, V x V);
 target         P = C / sum C, P_i = sum_j P_ij,
-               M* = (P - P_i P_j) / (½ (P + P_i P_j))  (Setting 3.1, PAPER.md §2);
+               M* = (P - P_i P_j) / (½ (P + P_i P_j))  (Setting 3.1, paper, Thm. 1);
 eigen          LAPACK's subset eigensolver for the top d eigenpairs,
                W = V_d Λ_d^{1/2} (Theorem 1), columns in descending eigenvalue order;
 write          word2vec text format, one ``'%.9e'`` per number.

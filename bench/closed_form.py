@@ -1,8 +1,8 @@
 """Time ``qwem embed --method mstar`` against a straightforward baseline.
 
 Both pipelines build the closed-form QWEM embedding W = V_d Λ_d^{1/2} of M*
-(PAPER.md §2, Theorem 1) from the same corpus, at the paper's V = 10,000, d = 200 and
-window of 16 words with weights 17 - s (PAPER.md §4).  Each runs as its own
+(arXiv 2502.09863, Thm. 1) from the same corpus, at the paper's V = 10,000, d = 200 and
+window of 16 words with weights 17 - s (paper's setup).  Each runs as its own
 subprocess, ours with an empty ``QWEM_CACHE`` so nothing is reused.  The script prints
 the seconds per stage each pipeline reports, the wall time and peak memory of each
 whole command measured from outside, the speed-up, and checks that the two results

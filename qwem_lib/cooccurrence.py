@@ -1,4 +1,4 @@
-"""Window co-occurrence counts (PAPER.md §4).
+"""Window co-occurrence counts (arXiv 2502.09863, setup).
 
 For every pair of in-vocabulary tokens at separation ``s`` (1 <= s <= context_len) the
 pair (centre, context) gets weight ``w_s``; the paper uses ``w_s = context_len + 1 - s``
@@ -189,7 +189,7 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
                 weighting: str | Sequence[float] = "linear", *,
                 device: str | torch.device | None = None, chunk_size: int = 1 << 17,
                 n_threads: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Symmetric weighted window co-occurrence counts (PAPER.md §4).
+    """Symmetric weighted window co-occurrence counts (paper's setup).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""From text to token ids: readers, normalisation, vocabulary (PAPER.md §4).
+"""From text to token ids: readers, normalisation, vocabulary (arXiv 2502.09863, setup).
 
 The paper's corpus is English Wikipedia, lowercased, with every non-letter turned into a
 space, articles under 500 tokens dropped, the 10^4 most frequent words kept and
@@ -330,7 +330,7 @@ def normalise(text: str | bytes, scheme: str = "paper") -> str:
     ----------
     text : str or bytes (UTF-8)
     scheme : {'paper', 'text8', 'none'}
-        ``paper`` (PAPER.md §4): lowercase, every run of characters outside a-z → one
+        ``paper`` (paper's setup): lowercase, every run of characters outside a-z → one
         space.  ``text8``: lowercase, each digit → `` zero `` … `` nine ``, then every
         run outside a-z → one space (Mahoney's text8; the shared corpora's recipe in
         PROVENANCE.md).  ``none``: collapse whitespace only.
@@ -823,7 +823,7 @@ class Vocabulary:
 
 @dataclass(frozen=True, eq=False)
 class TokenData:
-    """A corpus as in-vocabulary token ids (PAPER.md §4).
+    """A corpus as in-vocabulary token ids (paper's setup).
 
     Attributes
     ----------
@@ -934,7 +934,7 @@ def load_tokens(corpus: str | os.PathLike, vocab_size: int, scheme: str = "auto"
                 min_article_tokens: int = 0, cache: bool = True, progress: bool = True,
                 *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                 download: bool = True) -> TokenData:
-    """Read a corpus into in-vocabulary token ids (PAPER.md §4).
+    """Read a corpus into in-vocabulary token ids (paper's setup).
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ order, in the folders of the ``QWEM_DATA`` environment variable, in the package'
 public URL is downloaded there when missing.  Nothing here touches the disk or the
 network at import time.
 
-The paper (PAPER.md §4) trains on a 2-billion-token Wikipedia dump; the corpora here are
+The paper (arXiv 2502.09863) trains on a 2-billion-token Wikipedia dump; the corpora here are
 smaller stand-ins, described in ``data_files/ATTRIBUTION.md`` and
 ``shared/data/PROVENANCE.md``.
 """
@@ -203,7 +203,7 @@ def eval_path(name: str) -> Path:
     Parameters
     ----------
     name : {'questions-words', 'men', 'ws353', 'ws353_sim', 'ws353_rel'}
-        Google analogies (PAPER.md §5), MEN, WordSim-353 and its similarity /
+        Google analogies (paper, Fig. 3b), MEN, WordSim-353 and its similarity /
         relatedness splits.
     """
     if name not in EVAL_FILES:

@@ -1,6 +1,6 @@
 """Gradient-flow dynamics of the quartic loss: closed form, timescales, step↔time.
 
-PAPER.md §3.  Flow time ``t`` is the time of
+Karkada et al., arXiv 2502.09863: the gradient flow.  Flow time ``t`` is the time of
 
     dW/dt = -½ (W W^T - M*) W,                                            (flow)
 
@@ -20,7 +20,7 @@ value to put in the aligned solution.
 Step ↔ time.  If an optimiser minimises ``F(W) = c · ¼||W W^T - M*||_F^2 + const``
 (``c`` is the *loss scale*), a gradient step of size η is ``ΔW = -η c (W W^T - M*) W``,
 i.e. an Euler step of (flow) of length ``Δt = 2 η c`` (:func:`flow_time_per_step`).
-The loss scale of common normalisations (G the pair weight of PAPER.md §2, constant
+The loss scale of common normalisations (G the pair weight of the paper's Thm. 1, constant
 ``g`` under Setting 3.1; ``L_min`` the divisor of a normalised loss ``1 - L/L_min``):
 
 * ``¼||W W^T - M*||_F^2``: c = 1;
@@ -28,11 +28,11 @@ The loss scale of common normalisations (G the pair weight of PAPER.md §2, cons
   ``Ψ = 1/(P_ij + P_iP_j)``);
 * ``1 - L/L_min`` with the true minimum ``L_min = -(g/4)||M*||_F^2``:
   ``c = 4/||M*||_F^2``;
-* PAPER.md §3's normalisation, Ψ scaled so that ``g = 2/V^2`` (Setting 3.1 weights
+* the paper's normalisation, Ψ scaled so that ``g = 2/V^2`` (Setting 3.1 weights
   divided by their mean, ``(1 + k)/V^2`` with k = 1) and ``L_min = -mean(M*^2)``:
   ``c = 2/(V^2 mean(M*^2))``.
 
-The last case reproduces PAPER.md §3's "one step advances t by ``4η / (V^2
+The last case reproduces the paper's "one step advances t by ``4η / (V^2
 mean(M*^2))``".  Note that with that normalisation the loss is ``1`` at ``W = 0`` and
 would be ``½`` (not 0) at the unconstrained optimum, because the true minimum of the
 ``g = 2/V^2`` loss is ``-½ mean(M*^2)``.  Minibatch SGD on the sampled loss has the
@@ -69,7 +69,7 @@ def _t64(x) -> torch.Tensor:
 # ----------------------------------------------------------------------------------
 
 def mode_trajectory(t, lam, s2_0) -> torch.Tensor:
-    """Closed-form ``s_k^2(t)`` of an aligned mode (PAPER.md §3, Lemma).
+    """Closed-form ``s_k^2(t)`` of an aligned mode (paper's lemma).
 
     ``s^2(t) = s^2(0) λ e^{λt} / (λ + s^2(0)(e^{λt} - 1))``, evaluated without overflow
     as
@@ -119,7 +119,7 @@ class Timescales:
     Attributes
     ----------
     tau : (K,) float64 tensor
-        ``τ_k = ln(λ_k / s_k^2(0)) / λ_k`` (PAPER.md §3); ``inf`` where ``λ_k ≤ 0``.
+        ``τ_k = ln(λ_k / s_k^2(0)) / λ_k`` (paper's flow); ``inf`` where ``λ_k ≤ 0``.
     t_half : (K,) float64 tensor
         Exact time at which ``s_k^2 = λ_k / 2``: ``ln((λ_k - s_k^2(0)) / s_k^2(0)) /
         λ_k``; negative if the mode starts above half, ``nan`` if ``s_k^2(0) ≥ λ_k``,
@@ -132,7 +132,7 @@ class Timescales:
 
 
 def timescales(lam, s2_0) -> Timescales:
-    """τ_k and the half-learned time of each mode (PAPER.md §3).
+    """τ_k and the half-learned time of each mode (paper's flow).
 
     Derivation of ``t_half``: with :func:`mode_trajectory`'s ``λ ≥ 0`` form,
     ``s^2 = λ/2  ⇔  2 s^2(0) = λ e^{-λt} + s^2(0)(1 - e^{-λt})  ⇔  e^{-λt} =
@@ -206,7 +206,7 @@ def sequential_init_projection(W0, n_modes: int | None = None) -> torch.Tensor:
 
 def init_scale_to_s2(scale: float, embed_dim: int | None = None,
                      vocab_size: int | None = None) -> float:
-    """Expected ``||W0||_F^2 / V`` for entries ``N(0, (scale/√d)^2)`` (PAPER.md §4).
+    """Expected ``||W0||_F^2 / V`` for entries ``N(0, (scale/√d)^2)`` (paper's setup).
 
     ``V · d · scale^2/d / V = scale^2``: independent of d and V, which are accepted
     only so that call sites can pass the full init specification.
@@ -220,7 +220,7 @@ def random_init(vocab_size: int, embed_dim: int, scale: float, *,
                 dtype: torch.dtype = torch.float64,
                 device: str | torch.device | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """The paper's init: entries i.i.d. ``N(0, (scale/√d)^2)`` (PAPER.md §4).
+    """The paper's init: entries i.i.d. ``N(0, (scale/√d)^2)`` (paper's setup).
 
     Returns
     -------
@@ -233,7 +233,7 @@ def random_init(vocab_size: int, embed_dim: int, scale: float, *,
 
 def predicted_loss(t, eigvals, s2_0, M_fro2: float, *,
                    normalisation: str = "frobenius") -> torch.Tensor:
-    """Loss along the aligned solution (PAPER.md §3).
+    """Loss along the aligned solution (paper's flow).
 
     With ``W W^T = Σ_{k≤d} s_k^2 v_k v_k^T`` and ``M* = Σ_k λ_k v_k v_k^T``,
     ``||W W^T - M*||_F^2 = Σ_{k≤d} (s_k^2 - λ_k)^2 + Σ_{k>d} λ_k^2 = ||M*||_F^2 -
@@ -252,7 +252,7 @@ def predicted_loss(t, eigvals, s2_0, M_fro2: float, *,
         to its constant ``-¼||M*||_F^2``); ``"relative"``: ``||W W^T - M*||^2 /
         ||M*||^2 = 1 - L/L_min`` with the true minimum ``L_min = -(g/4)||M*||^2`` (1 at
         W = 0, 0 at the unconstrained optimum); ``"paper"``: ``1 - L/L_min`` in the
-        normalisation of PAPER.md §3 (``g = 2/V^2``, ``L_min = -mean(M*^2)``), which is
+        normalisation of the paper (``g = 2/V^2``, ``L_min = -mean(M*^2)``), which is
         ``½ + ½ · relative``.
 
     Returns
@@ -287,7 +287,7 @@ def flow_time_per_step(lr: float, loss_scale: float = 1.0) -> float:
 
 
 def paper_loss_scale(vocab_size: int, mstar_sq_mean: float) -> float:
-    """Loss scale of PAPER.md §3's normalised loss: ``2 / (V^2 mean(M*^2))``."""
+    """Loss scale of the paper's normalised loss: ``2 / (V^2 mean(M*^2))``."""
     if not mstar_sq_mean > 0:
         raise QwemError(f"mean(M*^2) must be > 0, got {mstar_sq_mean}")
     return 2.0 / (float(vocab_size) ** 2 * float(mstar_sq_mean))
@@ -309,7 +309,7 @@ def steps_to_time(steps, lr: float, vocab_size: int | None = None,
                   loss_scale: float | None = None):
     """Flow time after ``steps`` gradient steps at a constant learning rate.
 
-    With ``vocab_size`` and ``mstar_sq_mean``: PAPER.md §3's ``t = steps · 4 lr / (V^2
+    With ``vocab_size`` and ``mstar_sq_mean``: the paper's ``t = steps · 4 lr / (V^2
     mean(M*^2))``.  With ``loss_scale=c``: ``t = steps · 2 lr c`` (e.g. c = 1 for
     gradient descent on ``¼||W W^T - M*||^2``, c = g for ``losses.expected_loss`` under
     Setting 3.1).  For a piecewise-constant schedule add the pieces.
@@ -341,7 +341,7 @@ def stable_lr(eigvals, *, lam_min: float | None = None, loss_scale: float = 1.0,
     ``κ = max(2 λ_1, λ_1 - λ_min)``: 2λ_1 along a learned mode (``Δ = v_1 u_1^T``),
     ``λ_1 - λ_j`` when rotating a learned mode into an unlearned direction with
     eigenvalue λ_j (largest for the most negative λ; M* usually has a large negative
-    eigenvalue, PAPER.md §8), and ``-λ_min`` at W ≈ 0.  GD is stable iff ``lr <
+    eigenvalue, chapter 3), and ``-λ_min`` at W ≈ 0.  GD is stable iff ``lr <
     2/(c κ)``; this returns ``safety · 2/(c κ)``.  With ``safety ≤ ½``, ``lr · c · λ_1 ≤
     ½`` and a mode's logistic map ``u ← u(1 + a(1 - u))^2`` (``u = s^2/λ``, ``a = lr c
     λ``) never overshoots ``u = 1``.  The bound holds for losses of the form
@@ -401,7 +401,7 @@ class FlowSolution:
 
 def integrate_flow(M, W0, t_eval, *, method: str = "DOP853", rtol: float = 1e-10,
                    atol: float | None = None, return_W: bool = True) -> FlowSolution:
-    """Reference solution of ``dW/dt = -½(W W^T - M) W`` for any W0 (PAPER.md §3).
+    """Reference solution of ``dW/dt = -½(W W^T - M) W`` for any W0 (paper's flow).
 
     Adaptive Runge–Kutta (``scipy.integrate.solve_ivp``) in float64.  From a small
     init the dynamics span many decades (exponential growth ``e^{λt/2}`` from

@@ -6,7 +6,7 @@ lowercased, and a vocabulary word is found case-insensitively (the first row who
 lowercased word matches wins, as in gensim's ``case_insensitive=True``); our corpus
 normaliser lowercases everything, so this only matters for foreign embeddings.
 
-Two analogy protocols (paper Sec. 5, "Results to reproduce"):
+Two analogy protocols (the paper's benchmarks, arXiv 2502.09863, Fig. 3b):
 
 * :func:`analogy_paper` -- the paper's: per category, the unique in-vocabulary word
   pairs ``(a, b)`` from the Google file; every ordered pair of distinct pairs
@@ -412,7 +412,7 @@ def analogy_paper(W, words: Sequence[str],
                   questions: Questions | PathLike | None = None, *,
                   device=None, dtype: torch.dtype = torch.float32,
                   batch_size: int = 1024) -> AnalogyResult:
-    """Analogy accuracy with the paper's protocol (Sec. 5; Karkada et al. 2025).
+    """Analogy accuracy with the paper's protocol (arXiv 2502.09863, Fig. 3b).
 
     Per category, take the M unique pairs ``(a, b)`` with both words in the
     vocabulary (see :func:`analogy_pairs`).  Each of the M(M-1) ordered pairs of
@@ -619,7 +619,7 @@ class SubspaceOverlap:
     ----------
     matrix : (k, k) float64 numpy array
         ``matrix[a, b] = (u_a · v_b)^2``, the squared overlap of A's a-th and B's b-th
-        basis vector (PAPER.md §5, Figure 5).  Rows and columns each sum to at most 1.
+        basis vector (paper, Fig. 5).  Rows and columns each sum to at most 1.
     mean_cos2 : float
         ``||U^T V||_F^2 / k``: the mean squared cosine of the k principal angles
         between the two k-dimensional subspaces (1: the same subspace; about k/V for
@@ -653,7 +653,7 @@ def singular_basis(W, k: int | None = None, *, basis: bool = False) -> torch.Ten
 
 def subspace_overlap(A, B, k: int | None = None, *, a_basis: bool = False,
                      b_basis: bool = False) -> SubspaceOverlap:
-    """How much two embeddings' top-k singular subspaces coincide (PAPER.md §5).
+    """How much two embeddings' top-k singular subspaces coincide (paper, Fig. 3b).
 
     Embeddings are compared through their left singular vectors (the directions in
     word space), which are invariant to any rotation ``W -> W R`` of the embedding

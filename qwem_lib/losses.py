@@ -1,6 +1,7 @@
 """The word2vec (SGNS) loss, its quartic approximation QWEM, and pair reweightings.
 
-PAPER.md §1-2.  With ``x = w_i^T w_j`` (tied weights), the per-pair losses are
+Karkada et al., arXiv 2502.09863: the losses and Thm. 1.  With ``x = w_i^T w_j``
+(tied weights), the per-pair losses are
 
 * SGNS: ``l+(x) = log(1 + e^{-x})`` on positive pairs, ``l-(x) = log(1 + e^{x})`` on
   negative pairs;
@@ -13,10 +14,10 @@ Relation between them (exact): ``log(1 + e^{∓x}) = log 2 ∓ x/2 + log cosh(x/
           = 2 (l±(x) - log 2) + x^4/96 + O(x^6),
 
 i.e. QWEM is the Taylor series of SGNS to second order with the constant ``log 2``
-dropped and the whole multiplied by 2 (PAPER.md §1 says "a factor ½ dropped": the
+dropped and the whole multiplied by 2 (the paper says "a factor ½ dropped": the
 quadratic coefficient goes from 1/8 to 1/4).  The bracket is ``>= 0`` for every x.
 
-The loss being minimised is an expectation over pairs (PAPER.md §1),
+The loss being minimised is an expectation over pairs (paper's loss),
 
     L(W) = sum_ij Ψ+_ij P_ij l+(x_ij) + k sum_ij Ψ-_ij Q_ij l-(x_ij),
 
@@ -32,7 +33,7 @@ Completing the square per pair, with ``a = Ψ+ P``, ``b = k Ψ- Q``, ``G = a + b
 
 so ``L_QWEM = ¼ sum_ij G_ij (x_ij - M*_ij)^2 - ¼ sum_ij G_ij M*_ij^2`` and, when
 ``G = g`` is constant (Setting 3.1), ``L = (g/4)||W W^T - M*||_F^2 + const``
-(Theorem 1, PAPER.md §2).  Its gradient is ``∇L = (G ∘ (W W^T - M*)) W``, which under
+(the paper's Theorem 1).  Its gradient is ``∇L = (G ∘ (W W^T - M*)) W``, which under
 Setting 3.1 is ``g (W W^T - M*) W``.
 
 Tied weights make the loss depend on ``x_ij = x_ji`` only, so the negative distribution
@@ -76,12 +77,12 @@ def sgns_neg(x: torch.Tensor) -> torch.Tensor:
 
 
 def qwem_pos(x: torch.Tensor) -> torch.Tensor:
-    """QWEM loss of a positive pair, ``-x + x^2/4`` (PAPER.md §1)."""
+    """QWEM loss of a positive pair, ``-x + x^2/4`` (paper's loss)."""
     return x * (0.25 * x - 1.0)
 
 
 def qwem_neg(x: torch.Tensor) -> torch.Tensor:
-    """QWEM loss of a negative pair, ``x + x^2/4`` (PAPER.md §1)."""
+    """QWEM loss of a negative pair, ``x + x^2/4`` (paper's loss)."""
     return x * (0.25 * x + 1.0)
 
 
@@ -136,7 +137,7 @@ def sampled_loss(W: torch.Tensor, pos_i: torch.Tensor, pos_j: torch.Tensor,
                  pos_weight: torch.Tensor | None = None,
                  neg_weight: torch.Tensor | None = None,
                  W_ctx: torch.Tensor | None = None) -> torch.Tensor:
-    """Minibatch estimate of the reweighted loss (PAPER.md §1).
+    """Minibatch estimate of the reweighted loss (paper's loss).
 
     ``mean_b Ψ+_b l+(x_b)`` over the positive pairs plus ``mean_b w-_b l-(x_b)``
     over the negative pairs.  If positives are drawn from ``P_ij`` and negatives from
@@ -226,7 +227,7 @@ class Reweighting:
 
     def weight_rows(self, P_ij: torch.Tensor, unigram: torch.Tensor, i0: int,
                     i1: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of ``a = Ψ+ ∘ P`` and ``b = k Ψ- ∘ Q``; their sum is G (PAPER.md §2).
+        """Rows of ``a = Ψ+ ∘ P`` and ``b = k Ψ- ∘ Q``; their sum is G (Thm. 1).
 
         Returns
         -------
@@ -260,7 +261,7 @@ class Reweighting:
 
     def target(self, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                out: torch.Tensor | None = None) -> torch.Tensor:
-        """The target ``M* = 2(a - b)/G`` of this reweighting (PAPER.md §2).
+        """The target ``M* = 2(a - b)/G`` of this reweighting (paper, Thm. 1).
 
         Whenever ``Ψ+ = Ψ-`` (all three named schemes) Ψ cancels and M* is the
         unweighted ``2(P - kQ)/(P + kQ)``: reweighting changes the weights G of the
@@ -340,7 +341,7 @@ def keep_probs(counts, t: float) -> torch.Tensor:
 def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                 negatives: float = 1.0, subsample_t: float = 1e-5,
                 neg_power: float | None = None) -> Reweighting:
-    """Build one of the paper's reweightings (PAPER.md §1-2).
+    """Build one of the paper's reweightings (paper, Thm. 1).
 
     * ``"setting31"``: ``Ψ+ = Ψ- = 1/(P_ij + k Q_ij)`` so ``G = 1``; negatives from the
       unigram unless ``neg_power`` says otherwise.
@@ -352,7 +353,7 @@ def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
       a Ψ here: it is the ``"linear"`` window weighting already in ``P_ij`` (see
       ``cooccurrence.window_weights``).  Real word2vec subsamples the text, so the
       context of a negative pair is drawn from the unsubsampled ``P^{3/4}``; the
-      symmetric ``p_i p_j`` on negatives is the simplification PAPER.md §1 describes.
+      symmetric ``p_i p_j`` on negatives is the simplification the paper describes.
 
     Weights are not normalised: ``G`` then sets the loss scale (see
     :func:`qwem_lib.dynamics.flow_time_per_step`).
@@ -420,7 +421,7 @@ def expected_loss(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
                   psi_neg: torch.Tensor | None = None, negatives: float = 1.0,
                   neg_dist: torch.Tensor | None = None,
                   block_size: int = _BLOCK) -> torch.Tensor:
-    """``sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``, ``x = W W^T`` (§1).
+    """``sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``, ``x = W W^T``.
 
     Computed in row blocks, so memory is O(V · block_size) (plus autograd's graph if W
     requires grad).
@@ -468,7 +469,7 @@ def expected_grad(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
     ``D = (G/2) ∘ (W W^T - M*)`` and, since D is symmetric,
     ``∇L = (G ∘ (W W^T - M*)) W``; under Setting 3.1 (G = g) this is
     ``g (W W^T - M*) W``: a gradient-descent step η moves along the flow
-    ``dW/dt = -½(W W^T - M*) W`` (PAPER.md §3) by ``t = 2 g η``.
+    ``dW/dt = -½(W W^T - M*) W`` (paper's flow) by ``t = 2 g η``.
 
     Same parameters as :func:`expected_loss`; returns a ``(V, d)`` tensor.
     """
@@ -491,7 +492,7 @@ def expected_grad(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
 
 def quartic_minus_frobenius(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
                             reweight: Reweighting | None = None) -> float:
-    """``L_QWEM(W) - ¼ sum_ij G_ij ((W W^T)_ij - M*_ij)^2`` (Theorem 1, PAPER.md §2).
+    """``L_QWEM(W) - ¼ sum_ij G_ij ((W W^T)_ij - M*_ij)^2`` (the paper's Theorem 1).
 
     Under Setting 3.1 (the default; G = g = 1) this is ``L - (g/4)||W W^T - M*||_F^2``.
     By completing the square it equals ``-¼ sum_ij G_ij M*_ij^2`` for every W; the

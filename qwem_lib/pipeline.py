@@ -35,7 +35,7 @@ _SOLVER_VERSION = "block-krylov-2"
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Everything that determines closed-form embeddings (PAPER.md §2, §4).
+    """Everything that determines closed-form embeddings (arXiv 2502.09863, Thm. 1).
 
     Attributes
     ----------
@@ -69,7 +69,7 @@ class EmbedConfig:
     weight_power : float
         β: factorise with the rank-one pair weights ``G_ij = g_i g_j``,
         ``g_i ∝ f_i^β`` (``f`` the word frequencies, normalised to mean 1), instead
-        of Setting 3.1's constant G (PAPER.md §2, general case): the minimiser of
+        of Setting 3.1's constant G (paper, Thm. 1, general case): the minimiser of
         ``Σ G_ij ((WWᵀ)_ij - M*_ij)²`` is ``W = Γ⁻¹ · top-d factor of ΓM*Γ`` with
         ``Γ = diag(g)^{1/2}``.  word2vec's own G (``P_ij + k P_i P_j^{3/4}``) is
         dominated by such a product with β near 1; 0 (default) is Setting 3.1.

@@ -1,9 +1,9 @@
-"""Task vectors as a spiked random matrix (PAPER.md §6; Karkada et al. Sec. 4).
+"""Task vectors as a spiked random matrix (arXiv 2502.09863, Sec. 4).
 
 For an analogy category with N unique pairs ``(a_n, b_n)`` the task vectors
 ``r_n = w_{b_n} - w_{a_n}`` are the rows of ``R ∈ R^{N x D}``; ``R_d`` keeps the first
 d columns (for the closed-form embeddings, the first d eigen-features, so that
-sweeping d stands in for sweeping training time, PAPER.md §3).  The paper models
+sweeping d stands in for sweeping training time, by the paper's flow).  The paper models
 ``R_d`` as a shared signal plus noise, ``R_d = 1 μ^T + X``: the spectrum of the Gram
 matrix ``(1/d) R_d R_d^T`` is then a Marchenko-Pastur bulk plus one outlier that
 carries the mean task vector μ.
@@ -88,7 +88,7 @@ class TaskVectors:
 
 def task_vectors(W, words: Sequence[str], questions=None, *,
                  min_pairs: int = 2) -> dict[str, TaskVectors]:
-    """Task vectors ``r_n = w_b - w_a`` of every analogy category (PAPER.md §6).
+    """Task vectors ``r_n = w_b - w_a`` of every analogy category (paper, Sec. 4).
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ def principal_axes(W) -> np.ndarray:
     column k is the k-th principal direction and keeping the first d columns keeps
     the top-d subspace.  For closed-form embeddings ``W = V* Λ^{1/2}`` these axes
     are the eigen-features themselves (up to sign), so this changes nothing; for
-    trained ones (rotated by an arbitrary orthogonal matrix, PAPER.md §2) it undoes
+    trained ones (rotated by an arbitrary orthogonal matrix, paper, Thm. 1) it undoes
     the rotation, which makes :func:`localisation` and the first-d truncation
     meaningful for any embedding.
 
@@ -143,7 +143,7 @@ def principal_axes(W) -> np.ndarray:
 
 
 def gram_spectrum(R, d: int | None = None) -> np.ndarray:
-    """Eigenvalues of ``(1/d) R_d R_d^T``, descending (PAPER.md §6).
+    """Eigenvalues of ``(1/d) R_d R_d^T``, descending (paper, Sec. 4).
 
     Parameters
     ----------
@@ -188,7 +188,7 @@ def mp_edges(sigma2: float, gamma: float) -> tuple[float, float]:
 
 
 def mp_pdf(x, sigma2: float, gamma: float) -> np.ndarray:
-    """Continuous part of the Marchenko-Pastur density (PAPER.md §6).
+    """Continuous part of the Marchenko-Pastur density (paper, Sec. 4).
 
     ``p(λ) = √((λ₊-λ)(λ-λ₋)) / (2π σ² γ λ)`` on ``[λ₋, λ₊]``, 0 elsewhere.  It
     integrates to ``min(1, 1/γ)``; for ``γ > 1`` the rest is an atom at 0 (the
@@ -439,7 +439,7 @@ def fit_mp(eigs, *, max_outliers: int | None = None, z: float = TW1_99,
 # ----------------------------------------------------------------------------------
 
 def snr(R, d: int | None = None, *, rtol: float | None = None) -> float:
-    """``λ_max(R_d R_d^T) · rank / trace`` (PAPER.md §6): the top eigenvalue over the
+    """``λ_max(R_d R_d^T) · rank / trace`` (paper, Sec. 4): the top eigenvalue over the
     mean of the nonzero ones (1 for a flat spectrum, up to the rank for one spike).
 
     Parameters
@@ -496,7 +496,7 @@ def ipr(p) -> float:
 def learned_fraction(p, t, eigvals, s2_0) -> np.ndarray:
     """Share of the mean task vector's power learned by flow time t.
 
-    Under the closed-form dynamics (PAPER.md §3) feature k of the embeddings has
+    Under the closed-form dynamics (paper's flow) feature k of the embeddings has
     grown by ``s_k(t)/√λ_k`` of its final size, so the mean task vector's power on it
     by ``s_k²(t)/λ_k``: ``f(t) = Σ_k p_k s_k²(t)/λ_k``.
 

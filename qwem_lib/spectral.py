@@ -1,4 +1,4 @@
-"""Top eigenpairs of symmetric targets and the closed-form embeddings (PAPER.md §2).
+"""Top eigenpairs of symmetric targets; closed-form embeddings (arXiv 2502.09863, Thm. 1).
 
 Theorem 1: under Setting 3.1 the QWEM loss is ``(g/4)||W W^T - M*||_F^2 + const``, so
 its global minimisers are ``W = V*_{:, :d} Λ_{:d}^{1/2} U`` (Eckart–Young).  We need the
@@ -8,7 +8,7 @@ dense eigendecomposition (O(V^3); about 70 s at V = 10^4 on two cores).
 :func:`top_eigh` is a block Krylov method with full reorthogonalisation, Rayleigh–Ritz
 extraction and thick restarts.  Every product with ``M`` is a matrix-matrix product
 (BLAS-3), which is what makes it fast on CPUs and GPUs alike.  Krylov methods are
-insensitive to the large negative eigenvalue of M* (PAPER.md §8): the Rayleigh–Ritz step
+insensitive to the large negative eigenvalue of M* (chapter 3): the Rayleigh–Ritz step
 captures it like any other extreme eigenvalue and we keep the top by algebraic value,
 so no shift is needed.  Convergence is declared from the true residuals
 ``||M y - θ y||``, which bound the eigenvalue error (|θ - λ| <= ||r||).
@@ -215,7 +215,7 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
 
 
 def embeddings_from_eig(eigvals: torch.Tensor, eigvecs: torch.Tensor) -> torch.Tensor:
-    """``W = V_d Λ_d^{1/2}`` (PAPER.md §2), columns in descending eigenvalue order.
+    """``W = V_d Λ_d^{1/2}`` (paper, Thm. 1), columns in descending eigenvalue order.
 
     Negative eigenvalues cannot be factorised as ``W W^T``; their columns are set to 0
     (the loss minimiser learns nothing along them), with the count available from

@@ -1,4 +1,4 @@
-"""Targets built from corpus statistics: P_ij, P_i, M*, PMI, PPMI (PAPER.md §1-2).
+"""Targets from corpus statistics: P_ij, P_i, M*, PMI, PPMI (arXiv 2502.09863, Thm. 1).
 
 All functions work on ``(V, V)`` torch tensors in float64 and process rows in blocks,
 so the only large allocation is the output (which may be the input itself, with
@@ -81,7 +81,7 @@ def m_star(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
            neg_power: float = 1.0, psi_pos: torch.Tensor | None = None,
            psi_neg: torch.Tensor | None = None, out: torch.Tensor | None = None
            ) -> torch.Tensor:
-    """The QWEM target M* (PAPER.md §2).
+    """The QWEM target M* (paper, Thm. 1).
 
     ``M*_ij = (Ψ⁺ P_ij - Ψ⁻ k Q_ij) / (½ (Ψ⁺ P_ij + Ψ⁻ k Q_ij))`` with ``Q_ij = P_i P_j``
     (or the symmetrised smoothed product when ``neg_power != 1``) and ``k`` negatives.
@@ -211,7 +211,7 @@ def target(method: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
 
 
 def artanh_pmi(m: torch.Tensor) -> torch.Tensor:
-    """PMI as a function of M* under Setting 3.1: ``2 artanh(M*/2)`` (PAPER.md §2)."""
+    """PMI as a function of M* under Setting 3.1: ``2 artanh(M*/2)`` (paper, Thm. 1)."""
     return 2.0 * torch.atanh(m / 2.0)
 
 

@@ -1,13 +1,13 @@
 """Training QWEM (or SGNS) embeddings by gradient descent, with checkpoints and history.
 
-PAPER.md §1-4.  One trainer, two modes, sharing :class:`qwem_lib.history.History`
-and the checkpoint format (:mod:`qwem_lib.history`):
+Karkada et al., arXiv 2502.09863.  One trainer, two modes, sharing
+:class:`qwem_lib.history.History` and the checkpoint format (:mod:`qwem_lib.history`):
 
 * **full batch** (``batch_size=None``): gradient descent on the expected loss
   ``L(W) = sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``
   (:func:`qwem_lib.losses.expected_grad`).  For QWEM under Setting 3.1 (``G = g = 1``)
   ``∇L = (W W^T - M*) W`` exactly, so a step of size η is an Euler step of the flow
-  ``dW/dt = -½(W W^T - M*) W`` of length ``Δt = 2η`` (PAPER.md §3,
+  ``dW/dt = -½(W W^T - M*) W`` of length ``Δt = 2η`` (paper's flow,
   :func:`qwem_lib.dynamics.flow_time_per_step`).
 * **minibatch SGD** (``batch_size=B``): B positive pairs ``(i, j) ~ P_ij`` and B
   negative pairs ``i ~ P_i, j ~ n_j`` (the reweighting's negative distribution) per
@@ -66,7 +66,7 @@ HISTORY = "history.json"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run (PAPER.md §4).
+    """Everything that determines a training run (paper's setup).
 
     Attributes
     ----------
@@ -435,7 +435,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           words=None, questions=None, device=None, out_dir=None,
           resume: bool = False, until: int | None = None,
           progress: bool = True, callback=None, cache: bool = True) -> TrainResult:
-    """Train tied embeddings W on the reweighted QWEM or SGNS loss (PAPER.md §1-4).
+    """Train tied embeddings W on the reweighted QWEM or SGNS loss (the paper).
 
     Parameters
     ----------

@@ -188,7 +188,7 @@ def test_theory_prints_timescales(corpus, tmp_path, capsys):
                  "--quiet"]) == 0
     report = json.loads(out.read_text())
     lam = np.array(report["eigvals"])
-    # tau_k = ln(lambda_k / s0^2) / lambda_k with s0^2 = scale^2 (PAPER.md §3)
+    # tau_k = ln(lambda_k / s0^2) / lambda_k, s0^2 = scale^2 (arXiv 2502.09863)
     np.testing.assert_allclose(report["tau"], np.log(lam / 1e-8) / lam, rtol=1e-12)
     assert len(report["t"]) == len(report["s2"])
     assert "tau_k" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Closed-form gradient flow against numerical integration (PAPER.md §3)."""
+"""Closed-form gradient flow (arXiv 2502.09863) against numerical integration."""
 
 import numpy as np
 import pytest
@@ -155,7 +155,7 @@ def test_predicted_loss_along_aligned_solution():
 
 def test_steps_time_round_trip_and_paper_normalisation():
     t = dy.steps_to_time(1000, 5.0, 10_000, 3.0)
-    assert t == pytest.approx(1000 * 4 * 5.0 / (1e8 * 3.0))       # PAPER.md §3
+    assert t == pytest.approx(1000 * 4 * 5.0 / (1e8 * 3.0))       # paper's flow
     assert dy.time_to_steps(t, 5.0, 10_000, 3.0) == pytest.approx(1000)
     steps = np.array([0, 10, 1e6])
     np.testing.assert_allclose(

@@ -155,7 +155,7 @@ def test_no_analogies_in_vocabulary(tmp_path):
 
 
 def _brute_force_paper(W, words, questions):
-    """The paper's protocol with plain Python loops (Sec. 5)."""
+    """The paper's protocol with plain Python loops (Fig. 3b)."""
     U = _unit(W)
     index = {}
     for i, w in enumerate(words):

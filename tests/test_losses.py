@@ -1,4 +1,4 @@
-"""SGNS and QWEM losses, sampled and expected, and the reweightings (PAPER.md §1-2)."""
+"""SGNS and QWEM losses, sampled and expected, and reweightings (arXiv 2502.09863)."""
 
 import math
 
@@ -68,7 +68,7 @@ def test_qwem_is_sgns_taylor_series():
 
 
 def _naive_expected(W, P, u, rw, loss):
-    """Double loop over pairs straight from PAPER.md §1 (tied weights)."""
+    """Double loop over pairs straight from the paper's loss (tied weights)."""
     lp, ln = pair_losses(loss)
     x = W @ W.T
     V = len(u)

@@ -204,7 +204,7 @@ def test_localisation_and_ipr_hand_worked():
 
 
 def test_learned_fraction_single_mode_half_time():
-    """One mode from s²(0) = s0: s² = λ/2 at t = ln((λ - s0)/s0)/λ (Lemma, §3)."""
+    """One mode from s²(0) = s0: s² = λ/2 at t = ln((λ - s0)/s0)/λ (aligned lemma)."""
     lam, s0 = 2.0, 1e-8
     t_half = math.log((lam - s0) / s0) / lam
     f = rmt.learned_fraction([1.0], [0.0, t_half, 100.0], [lam], s0)

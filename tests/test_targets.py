@@ -1,4 +1,4 @@
-"""P_ij, M*, PMI and PPMI against their definitions (PAPER.md §1-2)."""
+"""P_ij, M*, PMI and PPMI against their definitions (arXiv 2502.09863, Thm. 1)."""
 
 import numpy as np
 import pytest
@@ -95,7 +95,7 @@ def test_pmi_ppmi(counts):
 
 
 def test_mstar_is_pmi_to_third_order(counts):
-    # PMI = 2 artanh(M*/2) exactly where P > 0 (PAPER.md §2).
+    # PMI = 2 artanh(M*/2) exactly where P > 0 (paper, Thm. 1).
     P, u = pair_probs(counts)
     M = m_star(P, u)
     mask = P > 0
