@@ -10,15 +10,17 @@
                 Marchenko-Pastur fit, SNR, localisation), as a table and JSON
 
 Errors caused by input print one line, ``qwem: error: ...``, and exit with status 2;
-no partial output file is left behind.
+no partial output file is left behind, and no output replaces an input (checked before
+any work).  A bug in qwem itself keeps its traceback and exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 import time
+import warnings
 
 from .errors import QwemError
 
@@ -32,9 +34,27 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _float(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused by the parser)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option and where help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="qwem", description="word2vec as matrix factorisation of M* "
         "(Karkada et al., NeurIPS 2025): closed-form embeddings and evaluation.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -47,19 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", choices=("mstar", "ppmi", "pmi"), default="mstar")
     e.add_argument("--weighting", choices=("linear", "uniform"), default="linear",
                    help="pair weight by separation s: L+1-s (default) or 1")
-    e.add_argument("--negatives", type=float, default=1.0, metavar="K",
+    e.add_argument("--negatives", type=_float, default=1.0, metavar="K",
                    help="weight k of the negative term (default 1)")
-    e.add_argument("--neg-power", type=float, default=1.0, metavar="A",
+    e.add_argument("--neg-power", type=_float, default=1.0, metavar="A",
                    help="negative distribution P_j^A (default 1; word2vec: 0.75)")
-    e.add_argument("--subsample", type=float, default=0.0, metavar="T",
+    e.add_argument("--subsample", type=_float, default=0.0, metavar="T",
                    help="word2vec's frequent-word subsampling before counting, "
                    "threshold T (default 0: none; word2vec: 1e-4 to 1e-5)")
     e.add_argument("--subsample-draws", type=_int, default=5, metavar="N",
                    help="subsamplings whose counts are summed (default 5)")
-    e.add_argument("--weight-power", type=float, default=0.0, metavar="B",
+    e.add_argument("--weight-power", type=_float, default=0.0, metavar="B",
                    help="factorise with pair weights g_i g_j, g_i ~ frequency^B "
                    "(default 0: Setting 3.1's constant weights)")
-    e.add_argument("--min-article-tokens", type=int, default=0, metavar="N",
+    e.add_argument("--min-article-tokens", type=_int, default=0, metavar="N",
                    help="drop shorter articles (the paper: 500)")
     e.add_argument("--no-cache", action="store_true",
                    help="neither read nor write cached tokens and eigenpairs")
@@ -90,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=("qwem", "sgns"), default="qwem")
     t.add_argument("--reweight", choices=("setting31", "word2vec", "uniform"),
                    default="setting31")
-    t.add_argument("--init-scale", type=float, default=None, metavar="S",
+    t.add_argument("--init-scale", type=_float, default=None, metavar="S",
                    help="init entries N(0, (S/sqrt(d))^2) (default 1e-8; word2vec: "
                    "0.1 tied, word2vec's uniform(-0.5/d, 0.5/d) untied)")
     t.add_argument("--lr", default="auto",
@@ -118,17 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log-spaced checkpoints (default 50; word2vec: 30)")
     t.add_argument("--analogy", action="store_true",
                    help="record analogy accuracy at each checkpoint (slow)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from DIR/checkpoint.npz")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in DIR from DIR/checkpoint.npz (the same "
+                       "corpus and settings are required)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the files of an earlier run in DIR (by default a "
+                       "folder holding another run's files is refused)")
     w = t.add_argument_group("word2vec (--loss sgns --reweight word2vec)")
     w.add_argument("--negatives", type=_int, default=None, metavar="K",
                    help="negatives per positive pair (default 5)")
-    w.add_argument("--subsample", type=float, default=None, metavar="T",
+    w.add_argument("--subsample", type=_float, default=None, metavar="T",
                    help="frequent-word subsampling threshold, 0 for none "
                    "(default 1e-4)")
     w.add_argument("--epochs", type=_int, default=None, metavar="E",
                    help="passes over the corpus (default 1)")
-    w.add_argument("--neg-power", type=float, default=None, metavar="A",
+    w.add_argument("--neg-power", type=_float, default=None, metavar="A",
                    help="negatives drawn from count^A (default 0.75)")
     w.add_argument("--untied", action="store_true",
                    help="separate context vectors, as in word2vec.c and gensim "
@@ -149,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "for init scale S (s0^2 = S^2), and the closed-form curves "
                        "s_k^2(t) on a log-spaced time grid, as JSON.")
     _corpus_args(h)
-    h.add_argument("--init-scale", type=float, default=1e-8, metavar="S")
+    h.add_argument("--init-scale", type=_float, default=1e-8, metavar="S")
     h.add_argument("--points", type=_int, default=200,
                    help="time points of the predicted curves (default 200)")
     h.add_argument("--out", metavar="JSON", help="write the predictions here")
@@ -200,22 +225,45 @@ def _auto_or(text: str, kind):
         raise QwemError(f"expected a number or 'auto', got {text!r}") from None
 
 
-def _mstar_inputs(args: argparse.Namespace):
-    """Corpus statistics for train/theory: tokens, P_ij, unigram, M*, device."""
+def _mstar_inputs(args: argparse.Namespace, *, eigen: bool):
+    """Corpus statistics for train/theory: tokens, P_ij, unigram, M*, device.
+
+    ``eigen``: the caller computes top eigenpairs of M* (in the memory check)."""
     from .devices import default_device
-    from .pipeline import EmbedConfig, Stopwatch, pair_statistics
+    from .pipeline import EmbedConfig, Stopwatch, pair_statistics, require_memory
     from .targets import m_star
 
     config = EmbedConfig(corpus=args.corpus, vocab_size=args.vocab_size,
                          embed_dim=args.dim, context_len=args.window,
                          scheme=args.scheme)
     device = default_device(args.device)
+    require_memory(config, device, keep_pairs=True, eigen=eigen)
     watch = Stopwatch(device, echo=_log)
     tokens, P, u = pair_statistics(config, device=device, progress=not args.quiet,
                                    watch=watch)
     with watch.stage("M*"):
         M = m_star(P, u)
     return tokens, P, u, M, device
+
+
+def _corpus_input(args: argparse.Namespace) -> list:
+    """``[("--corpus", path)]`` for a corpus on disk (an output must not replace it)."""
+    from .data import resolve_corpus
+
+    try:
+        path, _spec = resolve_corpus(args.corpus, download=False)
+    except QwemError:  # not on disk (yet): nothing to protect; reading reports it
+        return []
+    return [("--corpus", path)]
+
+
+def _run_info(args: argparse.Namespace) -> dict:
+    """What a checkpoint of ``qwem train`` must match to be resumed: the corpus's
+    content and the statistics' settings."""
+    from .cache import corpus_identity
+
+    return {"corpus": corpus_identity(args.corpus), "scheme": args.scheme,
+            "vocab_size": args.vocab_size, "window": args.window}
 
 
 def _log(msg: str) -> None:
@@ -225,7 +273,7 @@ def _log(msg: str) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._atomic import atomic_path
+    from ._atomic import check_outputs, write_json
     from .devices import default_device
     from .pipeline import EmbedConfig, Stopwatch, closed_form
     from .vectors import save_word2vec
@@ -242,8 +290,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          weight_power=args.weight_power)
     config.validate()
     out = Path(args.out)
-    if out.is_dir():
-        raise QwemError(f"--out {out} is a folder; give a file name")
+    check_outputs([("--out", out), ("--timings", args.timings)], _corpus_input(args))
     device = default_device(args.device)
     _log(f"qwem embed: {config.method} of {config.corpus}, V={config.vocab_size}, "
          f"d={config.embed_dim}, window={config.context_len}, device={device}")
@@ -265,24 +312,27 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if args.timings:
         options = {k: v for k, v in vars(args).items() if k != "func"}
         report = {"stages": watch.stages, "total": total, "options": options}
-        with atomic_path(args.timings) as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.timings, report, indent=2)
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ._atomic import atomic_path
+    from ._atomic import check_outputs, strict_json, write_text
+    from .data import EVAL_FILES, eval_path
     from .devices import default_device
     from .evaluate import report
     from .vectors import load_word2vec
 
+    check_outputs([("--out", args.out)],
+                  [("FILE", args.file)] + [("(evaluation set)", eval_path(name))
+                                           for name in EVAL_FILES])
+    device = default_device(args.device)
     words, W = load_word2vec(args.file)
-    result = report(W, words, device=default_device(args.device))
-    text = json.dumps(result, indent=2)
+    result = report(W, words, device=device)
+    text = strict_json(result, indent=2)
     print(text)
     if args.out:
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(text + "\n")
+        write_text(args.out, text + "\n")
     return 0
 
 
@@ -298,12 +348,18 @@ def _streams(args: argparse.Namespace) -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ._atomic import check_outputs
+    from .history import RUN_FILES, prepare_run_dir
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise QwemError(f"--out {out} is a file; give a folder")
+    check_outputs([("--out", out / name) for name in RUN_FILES],
+                  _corpus_input(args))
+    prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
     if _streams(args):
         return _train_word2vec(args, out)
-    from ._atomic import atomic_path
+    from ._atomic import write_json
     from .train import TrainConfig, train
     from .vectors import save_word2vec
 
@@ -329,12 +385,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _log(f"qwem train: {config.loss} loss, {config.reweight} reweighting, "
          f"V={args.vocab_size}, d={args.dim}, "
          f"{'full batch' if config.batch_size is None else config.batch_size}")
-    tokens, P, u, M, device = _mstar_inputs(args)
+    tokens, P, u, M, device = _mstar_inputs(args, eigen=False)
     words = list(tokens.vocab.words)
     t0 = time.perf_counter()
     res = train(config, P, u, M_star=M, words=words if args.analogy else None,
-                device=device, out_dir=out, resume=args.resume,
-                progress=not args.quiet)
+                device=device, out_dir=out, resume=args.resume, overwrite=True,
+                run_info=_run_info(args), progress=not args.quiet)
     _log(f"  train         {time.perf_counter() - t0:8.2f} s  ({res.steps:,} steps, "
          f"lr {res.lr:.4g}, flow time {res.history.t[-1]:.4g})")
     save_word2vec(out / "embeddings.txt", words, res.W)
@@ -342,8 +398,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "vocab_size": args.vocab_size, "window": args.window,
             "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
             "dt_per_step": res.dt, "source": tokens.source}
-    with atomic_path(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(out / "config.json", meta, indent=2)
     res.history.save(out / "history.json")
     _log(f"  -> {out}/embeddings.txt, history.json, config.json")
     return 0
@@ -351,7 +406,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train_word2vec(args: argparse.Namespace, out) -> int:
     """``qwem train --loss sgns --reweight word2vec``: word2vec over the token stream."""
-    from ._atomic import atomic_path
+    from ._atomic import write_json
     from .corpus import load_tokens
     from .devices import default_device
     from .sgns_cpu import default_threads
@@ -387,6 +442,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     res = train_word2vec(config, tokens.ids, args.vocab_size,
                          words=words if args.analogy else None, device=device,
                          threads=args.threads, out_dir=out, resume=args.resume,
+                         overwrite=True, run_info=_run_info(args),
                          progress=not args.quiet,
                          n_checkpoints=args.checkpoints or 30)
     seconds = time.perf_counter() - t0
@@ -400,8 +456,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
             "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
             "dt_per_step": res.dt, "checkpoint_words": res.checkpoint_words,
             "engine": res.engine, "threads": res.threads, "source": tokens.source}
-    with atomic_path(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(out / "config.json", meta, indent=2)
     _log(f"  -> {out}/embeddings.txt, history.json, config.json")
     return 0
 
@@ -410,14 +465,25 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ._atomic import atomic_path
+    from ._atomic import check_outputs, write_json
     from .dynamics import init_scale_to_s2, mode_trajectory, timescales
     from .spectral import top_eigh
 
-    _tokens, _P, _u, M, _device = _mstar_inputs(args)
+    if not args.init_scale > 0:
+        raise QwemError(f"--init-scale must be > 0 (training starts from small "
+                        f"random weights; the paper's is 1e-8), got {args.init_scale:g}")
+    if args.points < 2:
+        raise QwemError(f"--points must be at least 2, got {args.points}")
+    check_outputs([("--out", args.out)], _corpus_input(args))
+    _tokens, _P, _u, M, _device = _mstar_inputs(args, eigen=True)
     del _P, _u
     eig = top_eigh(M, args.dim, work_dtype=torch.float32)
     lam = eig.eigvals.cpu().numpy()
+    n_pos = int((lam > 0).sum())
+    if n_pos < len(lam):
+        raise QwemError(f"only {n_pos} of the top {len(lam)} eigenvalues of M* are "
+                        "positive, and a mode with lambda <= 0 is never learned (its "
+                        f"timescale is infinite); choose --dim <= {n_pos}")
     s2_0 = init_scale_to_s2(args.init_scale, args.dim, args.vocab_size)
     ts = timescales(lam, s2_0)
     tau = np.asarray(ts.tau, dtype=float)
@@ -431,8 +497,7 @@ def _cmd_theory(args: argparse.Namespace) -> int:
                   "eigvals": lam.tolist(), "tau": tau.tolist(),
                   "t_half": np.asarray(ts.t_half, dtype=float).tolist(),
                   "t": t_grid.tolist(), "s2": curves.tolist()}
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(report) + "\n")
+        write_json(args.out, report)
     return 0
 
 
@@ -453,10 +518,14 @@ def _dims(text: str | None, dim: int) -> list[int]:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from ._atomic import atomic_path
+    from ._atomic import check_outputs, write_json
+    from .data import eval_path
     from .rmt import category_report, principal_axes, task_vectors
     from .vectors import load_word2vec
 
+    check_outputs([("--out", args.out)],
+                  [("FILE", args.file),
+                   ("--questions", args.questions or eval_path("questions-words"))])
     words, W = load_word2vec(args.file)
     dims = _dims(args.dims, W.shape[1])
     tasks = task_vectors(principal_axes(W), words, args.questions)
@@ -481,10 +550,14 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             print(f"{rep['category'][:30]:30s} {rep['n_pairs']:3d} {row['d']:5d} "
                   f"{snr:>6s} {ipr:>6s} {fit}")
     if args.out:
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps({"file": str(args.file), "dims": dims,
-                                       "categories": reports}, indent=2) + "\n")
+        write_json(args.out, {"file": str(args.file), "dims": dims,
+                              "categories": reports}, indent=2)
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings of qwem (and the libraries it calls) as one line each."""
+    print(f"qwem: warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except QwemError as exc:
         print(f"qwem: error: {exc}", file=sys.stderr)
         return 2

@@ -11,16 +11,16 @@ corpus file (reading and tokenising included, no cache reused) and what it recor
   implementation most people use, on exactly our token stream and vocabulary;
 - :func:`qwem_run`: QWEM trained by gradient descent (:func:`qwem_lib.train.train`).
 
-With ``cache=True`` a run is stored under ``cache_dir()/runs`` keyed by everything
-that determines it, and read back instead of recomputed; the stored ``seconds`` are
+With ``cache=True`` a run is stored under ``cache_dir()/runs`` (:mod:`qwem_lib.cache`)
+keyed by everything that determines it (the corpus by its content, every setting,
+the library code), and read back instead of recomputed; the stored ``seconds`` are
 those of the run that made it.  ``cache="refresh"`` always recomputes (to time it)
-and replaces the stored run; ``cache=False`` neither reads nor writes.  gensim is an optional dependency, needed only here
-(``pip install gensim``).
+and replaces the stored run; ``cache=False`` neither reads nor writes.  gensim is an
+optional dependency, needed only here (``pip install gensim``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ._atomic import atomic_path
+from . import cache as cache_mod
 from .errors import QwemError
 
 __all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run", "word2vec_run", "gensim_run", "qwem_run",
@@ -47,7 +47,6 @@ TUNED = dict(context_len=7, negatives=5.0, neg_power=0.5, subsample=1e-4,
 # draws of the 17M-token corpus, at less than half the counting time.
 TUNED_BIG = dict(TUNED, subsample_draws=2)
 
-_VERSION = 1  # bump when what a run computes changes, so old cached runs are not reused
 GENSIM_MAX_SENTENCE = 10_000  # gensim truncates longer "sentences"
 
 
@@ -80,48 +79,27 @@ class Run:
     cached: bool = False
 
 
-def _path(kind: str, key: dict):
-    from .data import cache_dir
-
-    text = json.dumps({"kind": kind, "version": _VERSION, **key}, sort_keys=True,
-                      default=str)
-    folder = cache_dir() / "runs"
-    folder.mkdir(exist_ok=True)
-    return folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz"
-
-
-def _load(path, name: str) -> Run:
+def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
+    """The run of ``key``: from the cache, or ``compute()``d (and stored)."""
     from .history import History
 
-    with np.load(path, allow_pickle=False) as z:
-        hist = str(z["history"])
-        return Run(name=name, words=json.loads(str(z["words"])),
-                   W=z["W"].astype(np.float64), seconds=float(z["seconds"]),
-                   info=json.loads(str(z["info"])),
-                   history=History.from_dict(json.loads(hist)) if hist else None,
-                   cached=True)
+    def arrays():
+        run = compute()
+        return {"words": np.array(json.dumps(run.words)),
+                "W": run.W.astype(np.float32), "seconds": np.float64(run.seconds),
+                "info": np.array(json.dumps(run.info)),
+                "history": np.array("" if run.history is None
+                                    else run.history.to_json())}
 
-
-def _save(path, run: Run) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, words=json.dumps(run.words), W=run.W.astype(np.float32),
-                     seconds=run.seconds, info=json.dumps(run.info),
-                     history="" if run.history is None else run.history.to_json())
-
-
-def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
-    if cache not in (True, False, "refresh"):
-        raise QwemError(f"cache must be True, False or 'refresh', got {cache!r}")
-    path = _path(kind, key)
-    if cache is True and path.exists():
-        return _load(path, name)
-    run = compute()
-    if cache:
-        _save(path, run)
-        run = _load(path, name)  # what a later call will see (float32 W)
-        run.cached = False
-    return run
+    z, hit = cache_mod.cached("runs", {"kind": kind, **key}, arrays,
+                              code=("qwem_lib.compare",), cache=cache)
+    hist = str(z["history"])
+    # W as a later call sees it (stored in float32), whether computed now or not
+    return Run(name=name, words=json.loads(str(z["words"])),
+               W=z["W"].astype(np.float32).astype(np.float64),
+               seconds=float(z["seconds"]), info=json.loads(str(z["info"])),
+               history=History.from_dict(json.loads(hist)) if hist else None,
+               cached=hit)
 
 
 def _tokens(corpus: str, vocab_size: int, scheme: str, cache: bool):
@@ -159,7 +137,7 @@ def closed_form_run(config, *, device=None, cache: bool = True,
                              "n_kept": res.n_kept})
 
     return _cached("closed", name or f"svd({config.method})",
-                   {"config": asdict(config), "key": config.key()}, compute, cache)
+                   {"config": config.key()}, compute, cache)
 
 
 def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
@@ -196,8 +174,8 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
                     "checkpoint_words": res.checkpoint_words,
                     "n_tokens": int(len(tokens.ids))}, res.history)
 
-    key = {"corpus": corpus, "V": vocab_size, "scheme": scheme,
-           "config": config.to_dict(), "checkpoints": n_checkpoints,
+    key = {"corpus": cache_mod.corpus_identity(corpus), "V": vocab_size,
+           "scheme": scheme, "config": config.to_dict(), "checkpoints": n_checkpoints,
            "analogy": analogy, "engine": device.type, "threads": threads}
     return _cached("word2vec", name, key, compute, cache)
 
@@ -248,13 +226,15 @@ def gensim_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
         seconds = time.perf_counter() - t0
         order = [model.wv.key_to_index[w] for w in words]
         W = np.asarray(model.wv.vectors, dtype=np.float64)[order]
-        import gensim
         return Run(name, words, W, seconds,
                    {"config": config.to_dict(), "workers": workers,
                     "gensim": gensim.__version__, "n_tokens": int(len(ids))})
 
-    key = {"corpus": corpus, "V": vocab_size, "scheme": scheme,
-           "config": config.to_dict(), "workers": workers}
+    import gensim
+
+    key = {"corpus": cache_mod.corpus_identity(corpus), "V": vocab_size,
+           "scheme": scheme, "config": config.to_dict(), "workers": workers,
+           "gensim": gensim.__version__}
     return _cached("gensim", name, key, compute, cache)
 
 
@@ -295,6 +275,6 @@ def qwem_run(embed_config, train_config, *, device=None, lr_cap: float | None = 
                    {"train": cfg.to_dict(), "lr": res.lr, "steps": res.steps,
                     "dt": res.dt, "eigvals": lam.tolist()}, res.history)
 
-    key = {"embed": asdict(embed_config), "train": train_config.to_dict(),
+    key = {"embed": embed_config.key(), "train": train_config.to_dict(),
            "lr_cap": lr_cap}
     return _cached("qwem", name, key, compute, cache)

@@ -21,9 +21,47 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .devices import default_device
 from .errors import QwemError
+from .memory import require_dense
 
-__all__ = ["window_weights", "count_pairs", "count_pairs_naive"]
+__all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_naive",
+           "MAX_WINDOW"]
+
+# Peak memory of counting and of the target built in place from the counts
+# (pipeline.pair_statistics, then targets.m_star(out=P)), measured: peak RSS
+# (ru_maxrss) minus the RSS before counting, in a fresh process, bundled sample
+# (1.6-1.8 million tokens), window 16, CPU: 26.7, 12.7 and 10.7 bytes per V x V entry
+# at V = 3,000, 6,000 and 8,000, i.e. 8.0 bytes per entry (the float64 counts) plus
+# about 170 MB.  Of that, about 20 bytes per token are the sorted positions (int64
+# order, int32 rows and ids, the sort keys), the rest the threads' chunks.
+COUNT_BYTES_PER_ENTRY = 8.0
+COUNT_BYTES_PER_TOKEN = 20.0
+COUNT_OVERHEAD_BYTES = 150e6
+
+# The largest window half-width accepted.  Counting time grows linearly with the
+# window (every token pairs with 2L others) and the paper uses 16 (word2vec 5-10);
+# beyond a thousand the "context" is a whole article, which is a typo more often
+# than a plan, and would take hours on a large corpus.
+MAX_WINDOW = 1000
+
+
+def check_window(window) -> int:
+    """``window`` as a Python int if it is an integer from 1 to :data:`MAX_WINDOW`
+    (numpy integers accepted; bools, floats and strings not).
+
+    Raises
+    ------
+    QwemError
+        ``"window (--window) must be an integer from 1 to 1,000, got 0; ..."``.
+    """
+    ok = isinstance(window, (int, np.integer)) and not isinstance(window,
+                                                                   (bool, np.bool_))
+    if ok and 1 <= window <= MAX_WINDOW:
+        return int(window)
+    shown = window.item() if isinstance(window, np.generic) else window
+    raise QwemError(f"window (--window) must be an integer from 1 to {MAX_WINDOW:,}, "
+                    f"got {shown!r}; use e.g. --window 16 (the paper's)")
 
 
 def window_weights(context_len: int = 16,
@@ -33,7 +71,8 @@ def window_weights(context_len: int = 16,
     Parameters
     ----------
     context_len : int
-        Window half-width L (the paper: 16 words each side).
+        Window half-width L (the paper: 16 words each side), 1 to
+        :data:`MAX_WINDOW`.
     weighting : {"linear", "uniform"} or sequence of L floats
         ``"linear"``: ``w_s = L + 1 - s`` (the paper's, equivalent in expectation to
         word2vec's dynamic window); ``"uniform"``: ``w_s = 1``.
@@ -42,11 +81,7 @@ def window_weights(context_len: int = 16,
     -------
     w : (L,) float64
     """
-    if isinstance(context_len, bool) or int(context_len) != context_len \
-            or context_len < 1:
-        raise QwemError(f"window must be a positive integer, got {context_len!r}; "
-                        "use e.g. --window 16 (the paper's)")
-    context_len = int(context_len)
+    context_len = check_window(context_len)
     if isinstance(weighting, str):
         if weighting == "linear":
             return np.arange(context_len, 0, -1, dtype=np.float64)
@@ -61,16 +96,18 @@ def window_weights(context_len: int = 16,
     return w
 
 
-def _check_ids(ids, vocab_size: int) -> np.ndarray:
+def _check_ids(ids, vocab_size: int) -> tuple[np.ndarray, int]:
     ids = np.asarray(ids)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise QwemError("token ids must be a 1-D integer array")
-    if vocab_size < 1:
-        raise QwemError(f"vocab_size must be >= 1, got {vocab_size}")
+    if isinstance(vocab_size, (bool, np.bool_)) or not isinstance(
+            vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise QwemError(f"vocab_size (--vocab-size) must be an integer >= 1, got "
+                        f"{vocab_size!r}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise QwemError(f"token ids must lie in [0, {vocab_size}); remove "
                         "out-of-vocabulary tokens before counting")
-    return ids
+    return ids, int(vocab_size)
 
 
 def count_pairs_naive(ids, vocab_size: int, context_len: int = 16,
@@ -81,7 +118,7 @@ def count_pairs_naive(ids, vocab_size: int, context_len: int = 16,
     -------
     C : (V, V) float64, symmetric
     """
-    ids = _check_ids(ids, vocab_size)
+    ids, vocab_size = _check_ids(ids, vocab_size)
     w = window_weights(context_len, weighting)
     C = np.zeros((vocab_size, vocab_size))
     T = len(ids)
@@ -216,10 +253,20 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
     -------
     C : (V, V) float64 tensor, symmetric
         ``C[i, j] = sum_s w_s * #{t : (x_t, x_{t+s}) = (i, j) or (j, i)}``.
+
+    Raises
+    ------
+    QwemError
+        On bad input, or before any work if the counts and the target made from
+        them in place would not fit in the memory available
+        (:func:`qwem_lib.memory.require_dense`; ``QWEM_MEMORY_CHECK=0`` skips it).
     """
-    ids = _check_ids(ids, vocab_size)
+    ids, vocab_size = _check_ids(ids, vocab_size)
     w = window_weights(context_len, weighting)
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = torch.device("cpu") if device is None else default_device(device)
+    require_dense(vocab_size, COUNT_BYTES_PER_ENTRY, device,
+                  what="counting pairs (dense V x V statistics)",
+                  overhead=COUNT_OVERHEAD_BYTES + COUNT_BYTES_PER_TOKEN * len(ids))
     bar = None
     if progress:
         from tqdm.auto import tqdm

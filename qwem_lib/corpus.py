@@ -3,9 +3,10 @@
 The paper's corpus is English Wikipedia, lowercased, with every non-letter turned into a
 space, articles under 500 tokens dropped, the 10^4 most frequent words kept and
 out-of-vocabulary tokens *removed* before windowing.  This module does that for plain
-text, WikiExtractor output and raw MediaWiki XML dumps, compressed or not::
+text, WikiExtractor output and raw MediaWiki XML dumps, compressed or not, in UTF-8
+(or UTF-16/32 with a byte-order mark, transcoded as it streams)::
 
-    file ─(thread: read, decompress)─▶ byte chunks ─(articles, normalise)─▶ text
+    file ─(thread: read, decompress, UTF-8)─▶ byte chunks ─(articles, normalise)─▶ text
       ─(word keys, sort, dict per distinct word)─▶ global ids ─(top V)─▶ TokenData
 
 Speed matters: a 100 MB corpus should load in about the time bz2 needs to decompress
@@ -21,9 +22,10 @@ fraction of a second.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
-import hashlib
 import io
+import itertools
 import json
 import lzma
 import os
@@ -41,12 +43,12 @@ from typing import BinaryIO, Iterable, Iterator
 import numpy as np
 
 from . import data
-from ._atomic import atomic_path
 from .errors import QwemError
 
 __all__ = [
     "SCHEMES",
     "DEFAULT_CHUNK_SIZE",
+    "MAX_NON_TEXT_FRACTION",
     "open_binary",
     "normalise",
     "iter_chunks",
@@ -65,7 +67,6 @@ __all__ = [
 SCHEMES = ("paper", "text8", "none")
 #: Bytes per read of the corpus file (plain files: the chunk handed to the tokeniser).
 DEFAULT_CHUNK_SIZE = 1 << 22
-_CACHE_VERSION = 1
 _ARTICLE_BATCH = 1 << 22  # bytes of normalised articles tokenised together
 
 # --------------------------------------------------------------------------------------
@@ -121,7 +122,9 @@ def open_binary(path: str | os.PathLike) -> _Reader:
 
     ``.bz2``, ``.gz``, ``.xz``/``.lzma`` and single-member ``.zip`` archives (such as
     ``text8.zip``) are decompressed on the fly; anything else is read as is.  Corrupt
-    compressed data raises :class:`~qwem_lib.errors.QwemError` naming the file.
+    compressed data raises :class:`~qwem_lib.errors.QwemError` naming the file.  The
+    bytes are those stored: readers use :func:`iter_chunks`, which also turns them
+    into UTF-8 text (byte-order marks, UTF-16/32) and refuses binary data.
 
     Returns
     -------
@@ -134,6 +137,9 @@ def open_binary(path: str | os.PathLike) -> _Reader:
         raw = open(path, "rb")
     except FileNotFoundError:
         raise QwemError(f"corpus file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise QwemError(f"{path} is a folder, not a corpus file; give the path of the "
+                        "file inside it") from None
     except OSError as exc:
         raise QwemError(f"cannot open {path} ({exc}); check its permissions") from exc
     suffix = path.suffix.lower()
@@ -175,21 +181,8 @@ def _decompressor(suffix: str):
     return None
 
 
-def iter_chunks(path: str | os.PathLike,
-                chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(data, raw_position)``: decompressed bytes and the on-disk offset.
-
-    For ``.bz2``/``.gz``/``.xz`` files, blocks of compressed bytes are fed to a
-    decompressor object directly (multi-stream files included): each call decodes
-    about a megabyte with the GIL released, so a reader thread needs the GIL only
-    rarely.  ``chunk_size`` is the size of the raw reads (at most 1 MiB for
-    compressed files) and, for plain files, of the chunks; the decompressed chunks
-    of compressed files are a few times larger.  Other files go through
-    :func:`open_binary`.
-    """
-    path = Path(path)
-    if chunk_size < 1:
-        raise QwemError(f"chunk_size must be positive, not {chunk_size}")
+def _raw_chunks(path: Path, chunk_size: int) -> Iterator[tuple[bytes, int]]:
+    """Decompressed bytes as stored, and the on-disk offset (see iter_chunks)."""
     suffix = path.suffix.lower()
     dec = _decompressor(suffix)
     if dec is None:
@@ -215,6 +208,171 @@ def iter_chunks(path: str | os.PathLike,
                                "marker was reached")
         except _DECOMPRESSION_ERRORS as exc:
             raise _corrupt(path, exc) from exc
+
+
+# --------------------------------------------------------------------------------------
+# Text encodings: byte-order marks, UTF-16/32, and data that is not text
+
+#: Largest share of the first MiB of a corpus (decompressed) that may be bytes outside
+#: valid UTF-8 or control characters other than ``\t \n \v \f \r``; above it the file
+#: is refused as not text.  Dumps have a few stray bytes per million; binary data and
+#: UTF-16/32 without a byte-order mark are far above it (Latin-1 text with a few
+#: accents is not: its accented letters just separate words, as before).
+MAX_NON_TEXT_FRACTION = 0.10
+_TEXT_SAMPLE = 1 << 20  # decompressed bytes checked, once per read
+# Longest mark first: UTF-32-LE's FF FE 00 00 starts with UTF-16-LE's FF FE.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_CONTROL = bytes(c for c in range(32) if c not in b"\t\n\v\f\r") + b"\x7f"
+_ESCAPED = re.compile("[\udc80-\udcff]")  # an invalid byte, under 'surrogateescape'
+_REPLACEMENT = "\ufffd".encode()
+# An XML declaration naming a 16/32-bit encoding: after transcoding (or a conversion
+# with iconv) it no longer holds, and expat refuses the document.
+_XML_WIDE = re.compile(rb"""(<\?xml[^>]*?\bencoding\s*=\s*["'])"""
+                       rb"""(?:utf|ucs)-?(?:16|32|2|4)[^"'>]*(["'])""", re.IGNORECASE)
+
+
+def _sniff_bom(head: bytes) -> tuple[str, int]:
+    """(encoding, length of its byte-order mark) of data starting with ``head``."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding, len(bom)
+    return "utf-8", 0
+
+
+def _utf8_head(head: bytes) -> bytes:
+    """The first bytes of a file as UTF-8: byte-order mark dropped, UTF-16/32 decoded
+    (for :func:`qwem_lib.data._infer_format`)."""
+    encoding, skip = _sniff_bom(head)
+    if encoding == "utf-8":
+        return head[skip:]
+    return codecs.getincrementaldecoder(encoding)("replace").decode(
+        head[skip:]).encode("utf-8")
+
+
+def _transcode(chunks: Iterable[tuple[bytes, int]],
+               encoding: str) -> Iterator[tuple[bytes, int]]:
+    """UTF-16/32 chunks as UTF-8; a code unit split between chunks is kept whole.
+
+    Invalid code units (a lone surrogate, a trailing odd byte) become U+FFFD.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    pos = 0
+    for chunk, pos in chunks:
+        text = decoder.decode(chunk)
+        if text:
+            yield text.encode("utf-8"), pos
+    text = decoder.decode(b"", final=True)
+    if text:
+        yield text.encode("utf-8"), pos
+
+
+def _check_text(path: Path, sample: bytes, encoding: str) -> None:
+    """Refuse data whose ``sample`` (its head, as UTF-8) is mostly not text."""
+    if not sample:
+        return
+    invalid = _ESCAPED.subn("", sample.decode("utf-8", "surrogateescape"))[1]
+    if encoding != "utf-8":  # transcoded: invalid code units became U+FFFD
+        invalid += len(_REPLACEMENT) * sample.count(_REPLACEMENT)
+    control = len(sample) - len(sample.translate(None, _CONTROL))
+    share = (invalid + control) / len(sample)
+    if share <= MAX_NON_TEXT_FRACTION:
+        return
+    where = ("its first MiB" if len(sample) >= _TEXT_SAMPLE
+             else f"its {len(sample):,} bytes")
+    if _decompressor(path.suffix.lower()) is not None or path.suffix.lower() == ".zip":
+        where += ", decompressed,"
+    nul = sample.count(0)
+    if encoding == "utf-8" and nul > len(sample) // 4:
+        # ASCII in UTF-16 without a byte-order mark: every other byte is NUL
+        guess = "UTF-16LE" if 2 * sample[1::2].count(0) >= nul else "UTF-16BE"
+        fix = (f"it looks like {guess} without a byte-order mark: convert it to UTF-8, "
+               f"e.g. `iconv -f {guess} -t UTF-8`")
+    else:
+        fix = ("convert it to UTF-8, e.g. `iconv -f LATIN1 -t UTF-8`, or give a text "
+               "corpus")
+    raise QwemError(f"{path} is not {encoding.upper()} text ({100 * share:.3g}% of "
+                    f"{where} are invalid bytes or control characters, more than "
+                    f"{MAX_NON_TEXT_FRACTION:.0%}); {fix}")
+
+
+def _fix_xml_declaration(head: list[tuple[bytes, int]],
+                         sample: bytes) -> list[tuple[bytes, int]]:
+    """Make a leading ``<?xml … encoding="UTF-16"?>`` say UTF-8, as the data now is."""
+    match = _XML_WIDE.match(sample)
+    if match is None:
+        return head
+    merged, n = b"", 0
+    while len(merged) < match.end():  # the chunks holding the declaration
+        merged += head[n][0]
+        n += 1
+    merged = _XML_WIDE.sub(rb"\1UTF-8\2", merged, count=1)
+    return [(merged, head[n - 1][1])] + head[n:]
+
+
+def _as_utf8(path: Path,
+             chunks: Iterator[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
+    """Decompressed chunks as UTF-8 text, the head checked before anything is yielded.
+
+    A UTF-8 byte-order mark is dropped; UTF-32 and UTF-16 (LE or BE, told by their
+    mark) are transcoded with an incremental decoder.  The first
+    ``_TEXT_SAMPLE`` bytes are held back until :func:`_check_text` accepts them;
+    chunks are passed on as they came, positions included.
+    """
+    try:
+        first, pos = b"", 0
+        for chunk, pos in chunks:  # enough bytes to see a byte-order mark
+            first += chunk
+            if len(first) >= 4:
+                break
+        encoding, skip = _sniff_bom(first)
+        stream: Iterator[tuple[bytes, int]] = itertools.chain([(first[skip:], pos)],
+                                                              chunks)
+        if encoding != "utf-8":
+            stream = _transcode(stream, encoding)
+        head: list[tuple[bytes, int]] = []
+        size = 0
+        for chunk, pos in stream:
+            if chunk:
+                head.append((chunk, pos))
+                size += len(chunk)
+                if size >= _TEXT_SAMPLE:
+                    break
+        sample = b"".join(chunk for chunk, _ in head)[:_TEXT_SAMPLE]
+        _check_text(path, sample, encoding)
+        yield from _fix_xml_declaration(head, sample)
+        del head, sample
+        yield from stream
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def iter_chunks(path: str | os.PathLike,
+                chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[tuple[bytes, int]]:
+    """Yield ``(data, raw_position)``: decompressed UTF-8 text and the on-disk offset.
+
+    Every corpus reader goes through here.  For ``.bz2``/``.gz``/``.xz`` files,
+    blocks of compressed bytes are fed to a decompressor object directly
+    (multi-stream files included): each call decodes about a megabyte with the GIL
+    released, so a reader thread needs the GIL only rarely.  ``chunk_size`` is the
+    size of the raw reads (at most 1 MiB for compressed files) and, for plain files,
+    of the chunks; the decompressed chunks of compressed files are a few times
+    larger.  Other files go through :func:`open_binary`.
+
+    The decompressed data is then made UTF-8 (see :func:`_as_utf8`): a byte-order
+    mark is removed, UTF-16 and UTF-32 text (told by its byte-order mark) is
+    transcoded as it streams, and data that is mostly not text (more than
+    :data:`MAX_NON_TEXT_FRACTION` of its first MiB invalid UTF-8 or control bytes)
+    is refused with a :class:`~qwem_lib.errors.QwemError` before anything is
+    yielded.
+    """
+    path = Path(path)
+    if chunk_size < 1:
+        raise QwemError(f"chunk_size must be positive, not {chunk_size}")
+    yield from _as_utf8(path, _raw_chunks(path, chunk_size))
 
 
 class _Error:
@@ -523,6 +681,9 @@ def _iter_buffers(path: Path, format: str, scheme: str, min_article_tokens: int,
     if format not in data.FORMATS:
         raise QwemError(f"unknown corpus format {format!r}; choose one of "
                         f"{', '.join(data.FORMATS)}")
+    if path.is_dir():
+        raise QwemError(f"{path} is a folder, not a corpus file; give the path of the "
+                        "file inside it")
     if not path.is_file():
         raise QwemError(f"corpus file {path} does not exist; check the path")
     with _progress_bar(path, progress) as bar:
@@ -890,37 +1051,27 @@ def _read_and_count(path: Path, fmt: str, scheme: str, min_article_tokens: int,
     return _Counted([words[i] for i in order], counts[order], ids, len(ids))
 
 
-def _cache_file(path: Path, fmt: str, scheme: str, min_article_tokens: int) -> Path:
-    resolved = path.resolve()
-    stat = resolved.stat()
-    params = {"path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-              "format": fmt, "scheme": scheme, "min_article_tokens": min_article_tokens,
-              "version": _CACHE_VERSION}
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name)
-    name = f"{stem}-{scheme}-min{min_article_tokens}-{key}.npz"
-    return data.cache_dir() / "tokens" / name
+def _cache_key(path: Path, fmt: str, scheme: str, min_article_tokens: int) -> dict:
+    """What the counted tokens of a corpus file depend on (with the code of this
+    module, :mod:`qwem_lib.cache`): its content, not its name or time stamps."""
+    from .cache import file_identity
+
+    return {"corpus": file_identity(path), "format": fmt, "scheme": scheme,
+            "min_article_tokens": min_article_tokens}
 
 
-def _save(counted: _Counted, dest: Path, meta: dict) -> None:
+def _arrays(counted: _Counted, meta: dict) -> dict:
     blob = np.frombuffer(b"\n".join(counted.words), dtype=np.uint8)
-    with atomic_path(dest) as tmp:
-        np.savez(tmp, words=blob, counts=counted.counts, ids=counted.ids,
-                 n_tokens=np.int64(counted.n_tokens), meta=np.array(json.dumps(meta)))
+    return {"words": blob, "counts": counted.counts, "ids": counted.ids,
+            "n_tokens": np.int64(counted.n_tokens), "meta": np.array(json.dumps(meta))}
 
 
-def _load(src: Path, vocab_size: int) -> _Counted | None:
-    """Read a cache file (only the first ``vocab_size`` words); None if unreadable."""
-    try:
-        with np.load(src, allow_pickle=False) as npz:
-            blob = npz["words"].tobytes()
-            counts = npz["counts"]
-            ids = npz["ids"]
-            n_tokens = int(npz["n_tokens"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None
-    words = blob.split(b"\n", vocab_size)[:vocab_size] if len(counts) else []
-    return _Counted(words, counts, ids, n_tokens)
+def _counted(arrays: dict, vocab_size: int) -> _Counted:
+    """The cached arrays as counts (only the first ``vocab_size`` words decoded)."""
+    counts = arrays["counts"]
+    words = (arrays["words"].tobytes().split(b"\n", vocab_size)[:vocab_size]
+             if len(counts) else [])
+    return _Counted(words, counts, arrays["ids"], int(arrays["n_tokens"]))
 
 
 def _resolve_scheme(scheme: str, spec: data.CorpusSpec) -> str:
@@ -952,8 +1103,8 @@ def load_tokens(corpus: str | os.PathLike, vocab_size: int, scheme: str = "auto"
         text.
     cache : bool
         Reuse / write the vocabulary-independent counts in
-        ``cache_dir()/"tokens"``, keyed by the resolved path, file size and
-        modification time, format, scheme and article filter.
+        ``cache_dir()/"tokens"`` (:mod:`qwem_lib.cache`), keyed by the file's
+        content, the format, scheme and article filter, and this module's code.
     progress : bool
         Show a progress bar while reading.
     chunk_size : int
@@ -986,17 +1137,21 @@ def load_tokens(corpus: str | os.PathLike, vocab_size: int, scheme: str = "auto"
     source = (f"{path} (format={fmt}, scheme={scheme}, "
               f"min_article_tokens={min_article_tokens})")
 
-    counted = None
-    if cache:
-        cache_path = _cache_file(path, fmt, scheme, min_article_tokens)
-        if cache_path.is_file():
-            counted = _load(cache_path, vocab_size)
-    if counted is None:
+    from . import cache as cache_mod
+
+    def count() -> dict:
         counted = _read_and_count(path, fmt, scheme, min_article_tokens, chunk_size,
                                   progress)
-        if cache:
-            _save(counted, cache_path, {"source": source, "n_words": len(counted.words),
-                                        "n_tokens": counted.n_tokens})
+        return _arrays(counted, {"source": source, "n_words": len(counted.words),
+                                 "n_tokens": counted.n_tokens})
+
+    if cache:
+        arrays, _hit = cache_mod.cached(
+            "tokens", _cache_key(path, fmt, scheme, min_article_tokens), count,
+            code=("qwem_lib.corpus",))
+    else:
+        arrays = count()
+    counted = _counted(arrays, vocab_size)
     n_words = len(counted.counts)
     if vocab_size > n_words:
         raise QwemError(f"the corpus has only {n_words:,} distinct words; choose "

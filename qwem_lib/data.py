@@ -295,11 +295,11 @@ def _looks_like_path(text: str) -> bool:
 
 def _infer_format(path: Path) -> str:
     """'wikiextractor', 'mediawiki' or 'plain', from the first decompressed bytes."""
-    from .corpus import open_binary
+    from .corpus import _utf8_head, open_binary
 
     with open_binary(path) as fh:
-        head = fh.read(1024)
-    head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+        head = fh.read(4096)  # 1024 characters even in UTF-32
+    head = _utf8_head(head).lstrip()
     if head.startswith(b"<doc "):
         return "wikiextractor"
     if b"<mediawiki" in head:

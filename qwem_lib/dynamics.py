@@ -41,6 +41,8 @@ same mean gradient, hence the same ``Δt`` per step.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +58,20 @@ __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "discrete_mode_trajectory"]
 
 _F64 = torch.float64
+
+
+def _real(value, name: str, *, gt: float | None = None,
+          ge: float | None = None) -> float:
+    """``value`` as a float if it is a finite number ``> gt`` / ``>= ge`` (Python or
+    numpy numbers; not bools), else a one-line :class:`QwemError` naming ``name``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = float(value)
+        if math.isfinite(v) and (gt is None or v > gt) and (ge is None or v >= ge):
+            return v
+    bound = f" > {gt:g}" if gt is not None else f" >= {ge:g}" if ge is not None else ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    raise QwemError(f"{name} must be a finite number{bound}, got {value!r}")
 
 
 def _t64(x) -> torch.Tensor:
@@ -131,7 +147,7 @@ class Timescales:
     t_half: torch.Tensor
 
 
-def timescales(lam, s2_0) -> Timescales:
+def timescales(lam, s2_0, *, allow_nonpositive: bool = False) -> Timescales:
     """τ_k and the half-learned time of each mode (paper's flow).
 
     Derivation of ``t_half``: with :func:`mode_trajectory`'s ``λ ≥ 0`` form,
@@ -141,12 +157,30 @@ def timescales(lam, s2_0) -> Timescales:
     Parameters
     ----------
     lam : (K,) array
-    s2_0 : scalar or (K,) array, ``> 0``
+        Eigenvalues, all ``> 0`` unless ``allow_nonpositive``.
+    s2_0 : scalar or (K,) array, finite and ``> 0``
+    allow_nonpositive : bool
+        Give ``τ = t_half = inf`` for eigenvalues ``<= 0`` (modes never learned)
+        instead of refusing them.
+
+    Raises
+    ------
+    QwemError
+        If an eigenvalue is ``<= 0`` (or not finite) and not ``allow_nonpositive``,
+        saying how many are positive; if an ``s2_0`` is not finite and ``> 0``.
     """
     lam, s0 = torch.broadcast_tensors(_t64(lam), _t64(s2_0))
-    if (s0 <= 0).any():
-        raise QwemError("timescales need s2_0 > 0 (a mode that starts at 0 never "
-                        "grows)")
+    if not bool((torch.isfinite(s0) & (s0 > 0)).all()):
+        raise QwemError("timescales need finite s2_0 > 0 (a mode that starts at 0 "
+                        "never grows), e.g. init_scale_to_s2(--init-scale) with "
+                        "--init-scale > 0")
+    if torch.isnan(lam).any() or torch.isneginf(lam).any() or \
+            (not allow_nonpositive and not bool((lam > 0).all())):
+        n_pos, n = int((lam > 0).sum()), lam.numel()
+        raise QwemError(f"timescales need eigenvalues > 0 (a mode with eigenvalue "
+                        f"<= 0 is never learned), but {n_pos} of the {n} given are "
+                        f"positive; pass only those (e.g. --dim {max(n_pos, 1)} or "
+                        "less), or allow_nonpositive=True for tau = inf there")
     pos = lam > 0
     lam_safe = torch.where(pos, lam, torch.ones_like(lam))
     inf = torch.full_like(lam, float("inf"))
@@ -210,10 +244,13 @@ def init_scale_to_s2(scale: float, embed_dim: int | None = None,
 
     ``V · d · scale^2/d / V = scale^2``: independent of d and V, which are accepted
     only so that call sites can pass the full init specification.
+    Raises
+    ------
+    QwemError
+        If ``scale`` is not a finite number > 0 (W0 = 0 never trains).
     """
-    if not scale >= 0:
-        raise QwemError(f"the init scale must be >= 0, got {scale}")
-    return float(scale) ** 2
+    scale = _real(scale, "init_scale (--init-scale)", gt=0)
+    return scale ** 2
 
 
 def random_init(vocab_size: int, embed_dim: int, scale: float, *,
@@ -226,6 +263,7 @@ def random_init(vocab_size: int, embed_dim: int, scale: float, *,
     -------
     W0 : (V, d) tensor, with ``E||W0||_F^2 / V = scale^2``
     """
+    scale = _real(scale, "init_scale (--init-scale)", ge=0)
     W = torch.randn(vocab_size, embed_dim, dtype=dtype, device=device,
                     generator=generator)
     return W * (scale / embed_dim ** 0.5)
@@ -281,16 +319,16 @@ def flow_time_per_step(lr: float, loss_scale: float = 1.0) -> float:
 
     ``loss_scale`` is c in ``F = c · ¼||W W^T - M*||_F^2 + const`` (module docstring).
     """
-    if not lr > 0 or not loss_scale > 0:
-        raise QwemError(f"lr and loss_scale must be > 0, got {lr} and {loss_scale}")
-    return 2.0 * float(lr) * float(loss_scale)
+    lr = _real(lr, "lr (--lr)", gt=0)
+    loss_scale = _real(loss_scale, "loss_scale", gt=0)
+    return 2.0 * lr * loss_scale
 
 
 def paper_loss_scale(vocab_size: int, mstar_sq_mean: float) -> float:
     """Loss scale of the paper's normalised loss: ``2 / (V^2 mean(M*^2))``."""
-    if not mstar_sq_mean > 0:
-        raise QwemError(f"mean(M*^2) must be > 0, got {mstar_sq_mean}")
-    return 2.0 / (float(vocab_size) ** 2 * float(mstar_sq_mean))
+    mstar_sq_mean = _real(mstar_sq_mean, "mean(M*^2), mstar_sq_mean", gt=0)
+    vocab_size = _real(vocab_size, "vocab_size", gt=0)
+    return 2.0 / (vocab_size ** 2 * mstar_sq_mean)
 
 
 def _scale(vocab_size, mstar_sq_mean, loss_scale) -> float:
@@ -368,6 +406,7 @@ def stable_lr(eigvals, *, lam_min: float | None = None, loss_scale: float = 1.0,
         raise QwemError("stable_lr needs at least one eigenvalue")
     if not 0 < safety < 1:
         raise QwemError(f"safety must be in (0, 1), got {safety}")
+    loss_scale = _real(loss_scale, "loss_scale", gt=0)
     l1 = float(lam.max())
     lmin = float(lam.min()) if lam_min is None else float(lam_min)
     kappa = max(2.0 * l1, l1 - lmin, -lmin)
@@ -528,8 +567,8 @@ def discrete_mode_trajectory(steps, lam, s2_0, lr: float, *,
     n = np.asarray(steps)
     if n.size and (not np.issubdtype(n.dtype, np.integer) or (n < 0).any()):
         raise QwemError("steps must be integers >= 0")
-    if not lr > 0 or not loss_scale > 0:
-        raise QwemError(f"lr and loss_scale must be > 0, got {lr} and {loss_scale}")
+    lr = _real(lr, "lr (--lr)", gt=0)
+    loss_scale = _real(loss_scale, "loss_scale", gt=0)
     lam, s2 = torch.broadcast_tensors(_t64(lam), _t64(s2_0))
     if (s2 < 0).any():
         raise QwemError("initial squared singular values s2_0 must be >= 0")

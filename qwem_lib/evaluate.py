@@ -62,9 +62,9 @@ SIMILARITY_BENCHMARKS = ("men", "ws353", "ws353_sim", "ws353_rel")
 
 
 def _num(x: float) -> float | None:
-    """A float for JSON: NaN (no data) becomes ``None``."""
+    """A float for JSON: NaN (no data) or inf becomes ``None``."""
     x = float(x)
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _read_lines(path: Path, what: str) -> list[str]:
             "existing benchmark file, or None for the bundled one."
         )
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is fine
     except UnicodeDecodeError as exc:
         raise QwemError(
             f"{what}: {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
@@ -701,7 +701,15 @@ def report(W, words: Sequence[str], device=None) -> dict:
         Keys ``analogy_paper``, ``analogy_classic`` (see :meth:`AnalogyResult.to_dict`),
         ``men``, ``ws353``, ``ws353_sim``, ``ws353_rel`` (see
         :meth:`SimilarityResult.to_dict`), ``vocab_size`` and ``dim``.  Missing data
-        (no in-vocabulary pairs) shows as ``None`` with ``n = 0``.
+        (no in-vocabulary pairs) shows as ``None`` with ``n = 0``; an undefined score
+        (a correlation over fewer than two pairs, or with constant cosines) is
+        ``None`` too, so the dict holds no NaN or inf and
+        ``json.dumps(..., allow_nan=False)`` works.
+
+    Raises
+    ------
+    QwemError
+        If W has NaN or inf entries, or does not match ``words``.
     """
     T = _check(W, words, "report")
     qs = load_analogies()

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import QwemError
-from .targets import m_star, negative_probs
+from .targets import _real, m_star, negative_probs
 
 __all__ = ["sgns_pos", "sgns_neg", "qwem_pos", "qwem_neg", "pair_losses",
            "sampled_loss", "Reweighting", "reweighting", "subsample_keep_probs",
@@ -317,8 +317,7 @@ def subsample_keep_probs(unigram: torch.Tensor, t: float = 1e-5) -> torch.Tensor
     -------
     (V,) tensor in (0, 1]
     """
-    if not t > 0:
-        raise QwemError(f"the subsampling threshold must be > 0, got {t}")
+    t = _real(t, "the subsampling threshold t (--subsample)", gt=0)
     r = t / unigram
     return torch.clamp(r.sqrt() + r, max=1.0)
 
@@ -330,6 +329,7 @@ def keep_probs(counts, t: float) -> torch.Tensor:
     i.e. :func:`qwem_lib.losses.subsample_keep_probs` of the counts' unigram.  ``t = 0``
     keeps everything.  Words with count 0 get 1 (they never occur).
     """
+    t = _real(t, "subsample (--subsample)", ge=0)
     c = torch.as_tensor(np.asarray(counts, dtype=np.float64))
     if t == 0:
         return torch.ones_like(c)
@@ -374,20 +374,20 @@ def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     -------
     Reweighting
     """
-    if not negatives > 0:
-        raise QwemError(f"the number of negatives k must be > 0, got {negatives}")
+    if name not in REWEIGHTINGS:
+        raise QwemError(f"unknown reweighting {name!r}; use one of "
+                        f"{', '.join(REWEIGHTINGS)}")
+    negatives = _real(negatives, "negatives (k, --negatives)", gt=0)
     if neg_power is None:
         neg_power = 0.75 if name == "word2vec" else 1.0
+    neg_power = _real(neg_power, "neg_power (--neg-power)")
     neg = negative_probs(unigram, neg_power)
     if name == "setting31":
         return Reweighting(name, None, None, neg, negatives, neg_power, inverse_g=True)
     if name == "uniform":
         return Reweighting(name, None, None, neg, negatives, neg_power)
-    if name == "word2vec":
-        p = subsample_keep_probs(unigram, subsample_t)
-        return Reweighting(name, p, p, neg, negatives, neg_power)
-    raise QwemError(f"unknown reweighting {name!r}; use one of "
-                    f"{', '.join(REWEIGHTINGS)}")
+    p = subsample_keep_probs(unigram, subsample_t)  # "word2vec"
+    return Reweighting(name, p, p, neg, negatives, neg_power)
 
 
 def _resolve(unigram, reweight, psi_pos, psi_neg, negatives, neg_dist) -> Reweighting:

@@ -6,8 +6,9 @@ This is what ``qwem embed`` runs, what the chapters call and what ``bench/`` tim
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -15,9 +16,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from . import cache as cache_mod
 from . import corpus as corpus_mod
-from . import data
-from ._atomic import atomic_path
 from .cooccurrence import count_pairs, window_weights
 from .devices import default_device
 from .errors import QwemError
@@ -26,11 +26,22 @@ from .spectral import EighResult, eigenbasis, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
 __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
-           "statistics", "closed_form"]
+           "statistics", "closed_form", "require_memory"]
 
 METHODS = ("mstar", "ppmi", "pmi")
-# Bump when the eigensolver's defaults or accuracy change: it is part of cache keys.
+# Bump when the eigensolver's defaults or accuracy change: it is part of cache keys
+# (which also hold a fingerprint of the code, _CODE: see qwem_lib.cache).
 _SOLVER_VERSION = "block-krylov-2"
+_CODE = ("qwem_lib.pipeline",)
+
+# Peak memory in bytes per V x V entry, measured (peak RSS minus the RSS before, fresh
+# process, CPU): counting into the float64 buffer that becomes the target, 8
+# (cooccurrence.COUNT_BYTES_PER_ENTRY), and 8 more while subsampled counts are summed;
+# then beside it the block Krylov solver, 12.8 (the slope of 29.1 and 16.9 bytes per
+# entry at V = 3,000 and 6,000, d = 200), or the dense eigendecomposition (d >= V/4),
+# 24.2 (27.2 and 24.9).
+_EIGEN_BYTES = 13.0
+_DENSE_EIGEN_BYTES = 24.5
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,33 @@ class EmbedConfig:
     subsample_draws: int = 5
     weight_power: float = 0.0
 
+    def __post_init__(self):
+        # numpy scalars and paths are accepted, and stored as Python's int/float/str
+        if isinstance(self.corpus, os.PathLike):
+            object.__setattr__(self, "corpus", os.fspath(self.corpus))
+        for name in ("vocab_size", "embed_dim", "context_len", "min_article_tokens",
+                     "subsample_draws"):
+            value = getattr(self, name)
+            if isinstance(value, np.integer):
+                object.__setattr__(self, name, int(value))
+        for name in ("negatives", "neg_power", "subsample", "weight_power"):
+            value = getattr(self, name)
+            if isinstance(value, (np.floating, np.integer)):
+                object.__setattr__(self, name, float(value))
+
     def validate(self) -> None:
         """Raise :class:`QwemError` for settings that cannot work."""
+        if not isinstance(self.corpus, str):
+            raise QwemError(f"corpus must be a registry name or a path, got "
+                            f"{self.corpus!r}")
+        for name, flag in (("negatives", "--negatives"), ("neg_power", "--neg-power"),
+                           ("subsample", "--subsample"),
+                           ("weight_power", "--weight-power")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise QwemError(f"{name} ({flag}) must be a finite number, got "
+                                f"{value!r}")
         if self.method not in METHODS:
             raise QwemError(f"unknown method {self.method!r}; use one of "
                             f"{', '.join(METHODS)}")
@@ -104,7 +140,8 @@ class EmbedConfig:
                             "--vocab-size")
         window_weights(self.context_len, self.weighting)
         if not self.negatives > 0:
-            raise QwemError(f"negatives must be > 0, got {self.negatives}")
+            raise QwemError(f"negatives (--negatives) must be > 0, got "
+                            f"{self.negatives}")
         if not (isinstance(self.subsample, (int, float)) and self.subsample >= 0):
             raise QwemError(f"subsample must be >= 0 (0: none), got "
                             f"{self.subsample!r}")
@@ -117,16 +154,13 @@ class EmbedConfig:
             raise QwemError(f"weight_power must be a finite number >= 0 (0: Setting "
                             f"3.1), got {self.weight_power!r}")
 
-    def key(self) -> str:
-        """Short hash naming cached results of this configuration (and of the solver
-        version, so results of an older eigensolver are not reused)."""
+    def key(self) -> dict:
+        """What results of this configuration depend on, for cache keys
+        (:mod:`qwem_lib.cache`): every setting, and the corpus by its content
+        (:func:`qwem_lib.cache.corpus_identity`), not by its name."""
         fields = asdict(self)
-        if not self.subsample:  # keys of configurations older than these options
-            del fields["subsample"], fields["subsample_draws"]
-        if not self.weight_power:
-            del fields["weight_power"]
-        text = json.dumps(fields | {"solver": _SOLVER_VERSION}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        fields["corpus"] = cache_mod.corpus_identity(self.corpus)
+        return fields | {"solver": _SOLVER_VERSION}
 
 
 class Stopwatch:
@@ -143,10 +177,13 @@ class Stopwatch:
         yield
         if self.device is not None and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        dt = time.perf_counter() - t0
-        self.stages[name] = self.stages.get(name, 0.0) + dt
+        self.record(name, time.perf_counter() - t0)
+
+    def record(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to stage ``name`` (and echo it)."""
+        self.stages[name] = self.stages.get(name, 0.0) + seconds
         if self.echo is not None:
-            self.echo(f"  {name:<14s}{dt:8.2f} s")
+            self.echo(f"  {name:<14s}{seconds:8.2f} s")
 
 
 @dataclass
@@ -186,6 +223,25 @@ class ClosedForm:
     timings: dict = field(default_factory=dict)
     target: torch.Tensor | None = None
     cached: bool = False
+
+
+def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
+                   eigen: bool = True) -> None:
+    """Refuse, before any work, a configuration whose dense V x V stages would not fit
+    in the memory available (:func:`qwem_lib.memory.require_dense`).
+
+    ``keep_pairs``: P_ij is kept beside the target (the trainers' inputs); ``eigen``:
+    the top ``embed_dim`` eigenpairs are computed.
+    """
+    from .memory import require_dense
+
+    count = 8.0 * (2 if config.subsample else 1)
+    after = 8.0 * (2 if keep_pairs else 1)
+    if eigen:
+        after += (_DENSE_EIGEN_BYTES if 4 * config.embed_dim >= config.vocab_size
+                  else _EIGEN_BYTES)
+    require_dense(config.vocab_size, max(count, after), default_device(device),
+                  what="dense V x V work (statistics and eigensolver)")
 
 
 def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -322,28 +378,23 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
     device = default_device(device)
     watch = watch or Stopwatch(device)
-    cache_file = data.cache_dir() / "closed_form" / f"{config.key()}.npz"
-    z = None
-    if cache and not keep_target and cache_file.is_file():
-        z = np.load(cache_file, allow_pickle=False)
-        if cache == "timed" and "stages" not in z.files:  # timed needs its stages
-            z.close()
-            z = None
-    stored_stages = None
-    from_cache = z is not None
-    if from_cache:
-        with watch.stage("load cache"):
-            if "stages" in z.files:
-                stored_stages = json.loads(str(z["stages"]))
-            words = [str(w) for w in z["words"]]
-            scale = (torch.from_numpy(z["row_scale"]) if "row_scale" in z.files
-                     else torch.ones(len(words), dtype=torch.float64))
-            eig = EighResult(torch.from_numpy(z["eigvals"]),
-                             torch.from_numpy(z["eigvecs"]),
-                             torch.from_numpy(z["residuals"]), 0, 0)
-            n_tokens, n_kept = int(z["n_tokens"]), int(z["n_kept"])
-        z.close()
+    key = config.key() if cache else None
+    entry = None
+    if cache and not keep_target:
+        t0 = time.perf_counter()
+        entry = cache_mod.load("closed_form", key, code=_CODE)
+        if entry is not None:
+            watch.record("load cache", time.perf_counter() - t0)
+    if entry is not None:
+        words = [str(w) for w in entry["words"]]
+        scale = torch.from_numpy(entry["row_scale"])
+        eig = EighResult(torch.from_numpy(entry["eigvals"]),
+                         torch.from_numpy(entry["eigvecs"]),
+                         torch.from_numpy(entry["residuals"]), 0, 0)
+        n_tokens, n_kept = int(entry["n_tokens"]), int(entry["n_kept"])
+        stored_stages = json.loads(str(entry["stages"]))
     else:
+        require_memory(config, device)
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
                                cache=cache is True)
         words = list(tokens.vocab.words)
@@ -354,22 +405,19 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
             eig = _top_eigenpairs(M, config.embed_dim, cache=bool(cache),
                                   progress=progress)
         if cache:
-            with atomic_path(cache_file) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, words=np.array(words), eigvals=eig.eigvals.numpy(),
-                             eigvecs=eig.eigvecs.numpy(),
-                             residuals=eig.residuals.numpy(),
-                             n_tokens=n_tokens, n_kept=n_kept,
-                             row_scale=scale.numpy(),
-                             config=json.dumps(asdict(config)),
-                             stages=json.dumps(dict(watch.stages)))
+            cache_mod.store("closed_form", key, {
+                "words": np.array(words), "eigvals": eig.eigvals.numpy(),
+                "eigvecs": eig.eigvecs.numpy(), "residuals": eig.residuals.numpy(),
+                "n_tokens": np.int64(n_tokens), "n_kept": np.int64(n_kept),
+                "row_scale": scale.numpy(),
+                "stages": np.array(json.dumps(dict(watch.stages)))}, code=_CODE)
         if not keep_target:
             del M
     W = embeddings_from_eig(eig.eigvals, eig.eigvecs)
     if config.weight_power:  # W = Γ⁻¹ · top-d factor of ΓM*Γ
         W = W / scale.to(W.device, W.dtype)[:, None]
-    stages = (stored_stages if cache == "timed" and stored_stages is not None
-              else dict(watch.stages))
+    stages = stored_stages if cache == "timed" and entry is not None \
+        else dict(watch.stages)
     return ClosedForm(config, words, W, eig.eigvals, eig.eigvecs, eig.residuals,
                       n_tokens, n_kept, stages, M if keep_target else None,
-                      cached=from_cache)
+                      cached=entry is not None)

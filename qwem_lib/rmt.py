@@ -54,6 +54,23 @@ TW1_99 = 2.0234
 """99th percentile of the Tracy-Widom law of order 1 (largest eigenvalue, real)."""
 
 
+_TINY = np.finfo(np.float64).tiny  # smallest normal float64
+
+
+def _check_finite(X: np.ndarray, what: str) -> None:
+    """Refuse NaN/inf: any spectrum or fit computed from them would be meaningless."""
+    if not np.isfinite(X).all():
+        raise QwemError(f"{what} has NaN or inf entries; the embedding diverged or was "
+                        "not computed: fix the run (e.g. a smaller learning rate) "
+                        "before analysing it")
+
+
+def _json_float(x) -> float | None:
+    """A float for a JSON report: NaN or inf (undefined) becomes None."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 # ----------------------------------------------------------------------------------
 # task vectors
 # ----------------------------------------------------------------------------------
@@ -138,6 +155,7 @@ def principal_axes(W) -> np.ndarray:
     (V, D) float64 array
     """
     W = np.asarray(W.detach().cpu() if hasattr(W, "detach") else W, dtype=np.float64)
+    _check_finite(W, "principal_axes: W")
     U, S, _ = np.linalg.svd(W, full_matrices=False)
     return U * S
 
@@ -161,7 +179,13 @@ def gram_spectrum(R, d: int | None = None) -> np.ndarray:
     if not 1 <= d <= R.shape[1]:
         raise QwemError(f"gram_spectrum: need 1 <= d <= {R.shape[1]}, got d={d}")
     Rd = R[:, :d]
-    lam = np.linalg.eigvalsh(Rd @ Rd.T / d)[::-1].copy()
+    _check_finite(Rd, "gram_spectrum: R")
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+        G = Rd @ Rd.T / d
+    if not np.isfinite(G).all():
+        raise QwemError("gram_spectrum: (1/d) R R^T overflows float64 (task vectors "
+                        f"up to {np.abs(Rd).max():.3g}); rescale the embeddings")
+    lam = np.linalg.eigvalsh(G)[::-1].copy()
     # A Gram matrix is PSD of rank <= min(N, d): set rounding noise to exact zeros
     # (the Marchenko-Pastur atom at 0 when N > d).
     tol = max(Rd.shape) * np.finfo(np.float64).eps * max(lam[0], 0.0)
@@ -365,7 +389,9 @@ def _fit_ks(bulk: np.ndarray) -> tuple[float, float, float]:
         return ks_distance(bulk, math.exp(p[0]), math.exp(p[1]))
 
     # MP has mean σ² and variance σ⁴γ: start there, then search around it.
-    g0 = min(max(var / mean ** 2, 1e-3), 1e3)
+    # (for eigenvalues near the smallest floats, mean² underflows to 0: divide twice)
+    ratio = var / mean ** 2 if mean ** 2 > 0 else (math.sqrt(var) / mean) ** 2
+    g0 = min(max(ratio, 1e-3), 1e3)
     best = (ks((math.log(mean), math.log(g0))), math.log(mean), math.log(g0))
     for lg in np.linspace(math.log(1e-3), math.log(1e2), 41):
         for ls in math.log(mean) + np.linspace(-2.0, 1.0, 31):
@@ -479,11 +505,12 @@ def localisation(R, d: int | None = None, basis=None) -> np.ndarray:
     m = np.asarray(R, dtype=np.float64)[:, :d].mean(axis=0)
     if basis is not None:
         m = np.asarray(basis, dtype=np.float64)[: len(m)].T @ m
-    p = m * m
-    total = p.sum()
-    if not total > 0:
+    top = float(np.abs(m).max()) if m.size else 0.0
+    if not top > 0:
         raise QwemError("localisation: the mean task vector is zero")
-    return p / total
+    m = m / top  # squares of tiny (or huge) entries would underflow (overflow)
+    p = m * m
+    return p / p.sum()
 
 
 def ipr(p) -> float:
@@ -540,24 +567,33 @@ def category_report(tv: TaskVectors, dims: Sequence[int]) -> dict:
     -------
     dict
         ``{"category", "n_pairs", "by_dim": [{"d", "snr", "ipr", "fit": {...}}]}``;
-        ``fit`` is None with fewer than 4 pairs; ``snr`` and ``ipr`` are None when
-        the task vectors (or their mean) are zero.
+        ``fit`` is None with fewer than 4 pairs or task vectors so small (below about
+        1e-154) that their Gram matrix underflows; ``snr`` and ``ipr`` are None when
+        the task vectors (or their mean) are zero.  It holds no NaN or inf (an
+        undefined value is None), so ``json.dumps(..., allow_nan=False)`` works.
+
+    Raises
+    ------
+    QwemError
+        If ``tv.R`` has NaN or inf entries.
     """
+    _check_finite(np.asarray(tv.R, dtype=np.float64),
+                  f"category_report: the task vectors of {tv.category!r}")
     rows = []
     for d in dims:
         if not 1 <= d <= tv.R.shape[1]:
             continue
         lam = gram_spectrum(tv.R, d)            # one spectrum for SNR and fit
-        value = _snr(lam)
-        row = {"d": int(d), "snr": None if math.isnan(value) else value, "ipr": None,
-               "fit": None}
+        row = {"d": int(d), "snr": _json_float(_snr(lam)), "ipr": None, "fit": None}
         if np.any(tv.mean(d)):
-            row["ipr"] = ipr(localisation(tv.R, d))
-        if tv.n >= 4 and lam[0] > 0:
+            row["ipr"] = _json_float(ipr(localisation(tv.R, d)))
+        if tv.n >= 4 and lam[0] >= _TINY:  # below: R R^T underflowed, no spectrum
             f = fit_mp(lam)
-            row["fit"] = {"sigma2": f.sigma2, "gamma": f.gamma, "d_eff": f.d_eff,
-                          "ks": f.ks, "edge": f.edges[1], "bbp": f.bbp,
-                          "outliers": f.outliers.tolist(),
-                          "spike": f.spike.tolist()}
+            row["fit"] = {
+                **{k: _json_float(v) for k, v in (
+                    ("sigma2", f.sigma2), ("gamma", f.gamma), ("d_eff", f.d_eff),
+                    ("ks", f.ks), ("edge", f.edges[1]), ("bbp", f.bbp))},
+                "outliers": [_json_float(x) for x in f.outliers],
+                "spike": [_json_float(x) for x in f.spike]}
         rows.append(row)
     return {"category": tv.category, "n_pairs": tv.n, "by_dim": rows}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import QwemError
@@ -256,27 +257,19 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise QwemError(f"eigenbasis needs a square matrix, got {tuple(M.shape)}")
     M64 = M.to(torch.float64)
-    path = None
+    key = None
     if cache or (cache is None and M.shape[0] >= 512):
         import hashlib
-        import zipfile
 
-        import numpy as np
+        from . import cache as cache_mod
 
-        from ._atomic import atomic_path
-        from .data import cache_dir
-
-        h = hashlib.sha256(f"{_EIGENBASIS_VERSION} {tuple(M.shape)}".encode())
-        h.update(np.ascontiguousarray(M64.cpu().numpy()).data)
-        path = cache_dir() / "eigenbasis" / f"{h.hexdigest()[:24]}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                lam, U = z["eigvals"], z["eigvecs"]
-            if lam.shape == (M.shape[0],) and U.shape == tuple(M.shape):
-                return (torch.from_numpy(lam).to(M.device),
-                        torch.from_numpy(U).to(M.device))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # absent or unreadable: compute it (again)
+        h = hashlib.sha256(np.ascontiguousarray(M64.cpu().numpy()).data)
+        key = {"M": h.hexdigest(), "shape": list(M.shape),
+               "version": _EIGENBASIS_VERSION}
+        entry = cache_mod.load("eigenbasis", key, code=("qwem_lib.spectral",))
+        if entry is not None:
+            return (torch.from_numpy(entry["eigvals"]).to(M.device),
+                    torch.from_numpy(entry["eigvecs"]).to(M.device))
     if progress:
         from tqdm.auto import tqdm
         tqdm.write(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...")
@@ -289,10 +282,8 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     else:
         lam, U = torch.linalg.eigh(M64)
     lam, U = lam.flip(0), U.flip(1).contiguous()
-    if path is not None:
-        try:
-            with atomic_path(path) as tmp:
-                np.savez(tmp, eigvals=lam.cpu().numpy(), eigvecs=U.cpu().numpy())
-        except OSError:
-            pass  # a full or read-only cache loses the cache, not the result
+    if key is not None:
+        cache_mod.store("eigenbasis", key, {"eigvals": lam.cpu().numpy(),
+                                            "eigvecs": U.cpu().numpy()},
+                        code=("qwem_lib.spectral",))
     return lam, U

@@ -27,7 +27,13 @@ Checkpoints are taken at log-spaced steps (plus step 0); each records the expect
 loss, the flow time, the singular values of W and, if ``words`` are given, the analogy
 accuracy (:func:`qwem_lib.evaluate.analogy_paper`).  With ``out_dir`` the full state
 (W, step, RNG state, history) is written atomically to ``out_dir/checkpoint.npz`` at
-every checkpoint, and ``resume=True`` continues from it bit for bit.
+every checkpoint, and ``resume=True`` continues from it bit for bit; the checkpoint
+records the configuration, the device, the caller's ``run_info`` and a SHA-256 of
+P_ij and the unigram, and a resume with any of them different is refused naming
+what differs (:func:`qwem_lib.history.load_checkpoint`).  A folder holding another
+run's files is refused unless ``resume`` or ``overwrite``
+(:func:`qwem_lib.history.prepare_run_dir`), and a run whose dense work would not
+fit in memory is refused before it starts (:mod:`qwem_lib.memory`).
 """
 
 from __future__ import annotations
@@ -44,10 +50,11 @@ from .devices import default_device
 from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
                        timescales)
 from .errors import QwemError
-from .history import (History, TrainResult, diverged_error, load_checkpoint,
-                      save_checkpoint)
+from .history import (History, TrainResult, data_fingerprint, diverged_error,
+                      load_checkpoint, prepare_run_dir, save_checkpoint)
 from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, expected_grad,
                      expected_loss, reweighting)
+from .memory import require_dense
 from .spectral import eigenbasis, top_eigh
 
 __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
@@ -58,6 +65,87 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BASES = ("auto", "eigen", "word")
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
+
+
+# ----------------------------------------------------------------------------------
+# option checks (shared with qwem_lib.word2vec)
+# ----------------------------------------------------------------------------------
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed and numpy take seeds up to here
+
+
+def _label(name: str, flag: str | None) -> str:
+    return name if flag is None else f"{name} ({flag})"
+
+
+def _shown(v) -> str:
+    """``repr`` of a value, numpy scalars shown as the Python number they hold."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return repr(v)
+
+
+def check_int(value, name: str, flag: str | None = None, *, lo: int = 1,
+              hi: int | None = None, auto: bool = False, none: str | None = None
+              ) -> int:
+    """``value`` as a Python int if it is an integer in ``[lo, hi]``.
+
+    numpy integers are accepted; bools, floats and strings are not.  ``auto``/``none``
+    only add the alternatives (``"auto"``, None) to the message.
+
+    Raises
+    ------
+    QwemError
+        ``"embed_dim (--dim) must be an integer >= 1, got 0"``.
+    """
+    ok = (isinstance(value, (int, np.integer))
+          and not isinstance(value, (bool, np.bool_)))
+    if ok and lo <= value and (hi is None or value <= hi):
+        return int(value)
+    what = (f"an integer >= {lo}" if hi is None else
+            f"an integer from {lo:,} to {hi:,}")
+    if auto:
+        what += " or 'auto'"
+    if none:
+        what += f" or None ({none})"
+    raise QwemError(f"{_label(name, flag)} must be {what}, got {_shown(value)}")
+
+
+def check_real(value, name: str, flag: str | None = None, *, gt: float | None = None,
+               ge: float | None = None, lt: float | None = None, auto: bool = False,
+               why: str | None = None) -> float:
+    """``value`` as a Python float if it is a finite number in the range given.
+
+    Python and numpy integers and floats are accepted; bools, strings, NaN and
+    infinities are not.
+
+    Raises
+    ------
+    QwemError
+        ``"init_scale (--init-scale) must be a finite number > 0, got 0.0"``.
+    """
+    ok = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)))
+    if ok:
+        v = float(value)
+        ok = (math.isfinite(v) and (gt is None or v > gt) and (ge is None or v >= ge)
+              and (lt is None or v < lt))
+        if ok:
+            return v
+    bounds = [f"> {gt:g}" if gt is not None else None,
+              f">= {ge:g}" if ge is not None else None,
+              f"< {lt:g}" if lt is not None else None]
+    bounds = " and ".join(b for b in bounds if b)
+    what = "a finite number" + (f" {bounds}" if bounds else "")
+    if auto:
+        what += " or 'auto'"
+    tail = f" ({why})" if why else ""
+    raise QwemError(f"{_label(name, flag)} must be {what}, got {_shown(value)}{tail}")
+
+
+def check_seed(value, flag: str | None = "--seed") -> int:
+    """A seed: an integer from 0 to 2**63 - 1 (numpy integers accepted)."""
+    return check_int(value, "seed", flag, lo=0, hi=MAX_SEED)
 
 
 # ----------------------------------------------------------------------------------
@@ -108,6 +196,11 @@ class TrainConfig:
         ``W -= η (W W^T - M*) W`` itself.  ``"auto"``: the eigenbasis wherever the
         gradient is exactly that (full batch, QWEM, Setting 3.1), else the word
         basis (the other losses and reweightings have no such change of variables).
+
+    Every field is checked when the config is made (type, finiteness, range; one
+    :class:`~qwem_lib.errors.QwemError` line naming the option and its command-line
+    flag); numpy numbers are accepted and stored as Python ints and floats, so
+    :meth:`to_dict` is plain JSON.
     """
 
     loss: str = "qwem"
@@ -128,29 +221,38 @@ class TrainConfig:
     basis: str = "auto"
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise QwemError(f"unknown loss {self.loss!r}; use one of "
-                            f"{', '.join(LOSSES)}")
-        if self.reweight not in REWEIGHTINGS:
-            raise QwemError(f"unknown reweighting {self.reweight!r}; use one of "
-                            f"{', '.join(REWEIGHTINGS)}")
-        if self.dtype not in _DTYPES:
-            raise QwemError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if not (self.lr == "auto" or (isinstance(self.lr, (int, float))
-                                      and self.lr > 0)):
-            raise QwemError(f"lr must be > 0 or 'auto', got {self.lr!r}")
-        if not (self.steps == "auto" or (isinstance(self.steps, int)
-                                         and self.steps >= 1)):
-            raise QwemError(f"steps must be a positive int or 'auto', got "
-                            f"{self.steps!r}")
-        if self.batch_size is not None and not self.batch_size >= 1:
-            raise QwemError(f"batch_size must be >= 1 or None (full batch), got "
-                            f"{self.batch_size}")
+        def choice(name, flag, allowed):
+            v = getattr(self, name)
+            if not (isinstance(v, str) and v in allowed):
+                raise QwemError(f"unknown {_label(name, flag)} {_shown(v)}; use one "
+                                f"of {', '.join(allowed)}")
+
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        choice("loss", "--loss", LOSSES)
+        choice("reweight", "--reweight", REWEIGHTINGS)
+        choice("dtype", "--dtype", tuple(_DTYPES))
         if self.basis not in BASES:
             raise QwemError(f"basis must be one of {', '.join(BASES)}, got "
-                            f"{self.basis!r}")
-        if self.embed_dim < 1 or self.n_checkpoints < 1 or self.max_steps < 1:
-            raise QwemError("embed_dim, n_checkpoints and max_steps must be >= 1")
+                            f"{_shown(self.basis)} (--word-basis sets 'word')")
+        for name, flag in (("embed_dim", "--dim"), ("n_checkpoints", "--checkpoints"),
+                           ("max_steps", "--max-steps")):
+            put(name, check_int(getattr(self, name), name, flag))
+        put("seed", check_seed(self.seed))
+        if self.steps != "auto":
+            put("steps", check_int(self.steps, "steps", "--steps", auto=True))
+        if self.batch_size is not None:
+            put("batch_size", check_int(self.batch_size, "batch_size", "--batch-size",
+                                        none="None: full batch"))
+        if self.lr != "auto":
+            put("lr", check_real(self.lr, "lr", "--lr", gt=0, auto=True))
+        put("init_scale", check_real(self.init_scale, "init_scale", "--init-scale",
+                                     gt=0, why="W = 0 never trains"))
+        put("negatives", check_real(self.negatives, "negatives", "--negatives", gt=0))
+        put("subsample_t", check_real(self.subsample_t, "subsample_t", None, gt=0))
+        put("time_factor", check_real(self.time_factor, "time_factor", None, gt=0))
+        put("lr_safety", check_real(self.lr_safety, "lr_safety", None, gt=0, lt=1))
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -232,7 +334,8 @@ def resolve_steps(config: TrainConfig, spec: Spectrum | None, s2_0: float,
     if config.steps != "auto":
         return int(config.steps)
     d = spec.eigvals.numel()
-    tau = float(timescales(spec.eigvals[-1:], max(s2_0 / d, 1e-300)).tau[0])
+    tau = float(timescales(spec.eigvals[-1:], max(s2_0 / d, 1e-300),
+                           allow_nonpositive=True).tau[0])
     if not math.isfinite(tau):
         return int(config.max_steps)
     n = math.ceil(config.time_factor * max(tau, 0.0) / dt)
@@ -380,24 +483,127 @@ def _scatter_pairs(grad, i, j, c, Wi, Wj) -> None:
 # checkpoints on disk
 # ----------------------------------------------------------------------------------
 
-def _meta(config: TrainConfig) -> dict:
-    """What a checkpoint must have been written with to be resumed."""
-    return {"config": config.to_dict()}
+_CK_ARRAYS = ("step", "steps", "lr", "rng_state", "history")
 
 
-def _save_checkpoint(path: Path, X, step, steps, lr, generator, history, config,
+def check_run_info(run_info) -> dict:
+    """``run_info`` as plain JSON (a dict), or a one-line error."""
+    if run_info is None:
+        return {}
+    if not isinstance(run_info, dict):
+        raise QwemError(f"run_info must be a dict of JSON values, got "
+                        f"{type(run_info).__name__}")
+    try:
+        return json.loads(json.dumps(run_info, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise QwemError(f"run_info must be a dict of JSON values: {e}") from None
+
+
+def _meta(config: TrainConfig, dev: torch.device, P_ij, unigram, run_info: dict
+          ) -> dict:
+    """What a checkpoint must have been written with to be resumed: every setting
+    that changes the trajectory, and a fingerprint of the data."""
+    return {"config": config.to_dict(), "device": dev.type,
+            "vocab_size": int(P_ij.shape[0]),
+            "data": data_fingerprint(P_ij, unigram), "run": run_info}
+
+
+def _save_checkpoint(path: Path, meta: dict, X, step, steps, lr, generator, history,
                      basis: str = "word"):
     """The trained variable: ``W`` in the word basis, ``X = U^T W`` in M*'s
     eigenbasis (``basis``)."""
-    save_checkpoint(path, _meta(config), **{"W" if basis == "word" else "X":
-                                            X.detach().cpu().numpy()},
+    save_checkpoint(path, meta, **{"W" if basis == "word" else "X":
+                                   X.detach().cpu().numpy()},
                     step=np.int64(step), steps=np.int64(steps), lr=np.float64(lr),
                     rng_state=generator.get_state().cpu().numpy().astype(np.uint8),
                     history=np.array(history.to_json()))
 
 
-def _load_checkpoint(path: Path, config: TrainConfig) -> dict:
-    return load_checkpoint(path, _meta(config))
+def _restore(ck: dict, path: Path, basis: str, V: int, d: int,
+             gen: torch.Generator):
+    """``(W or X, step, steps, lr, history)`` from a loaded checkpoint; the RNG
+    ``gen`` is set to its state.  An array of the wrong kind is a damaged file."""
+    name = "W" if basis == "word" else "X"
+
+    def damaged(why):
+        return QwemError(f"cannot read the checkpoint {path}: {why} (damaged); "
+                         "delete it to start afresh (overwrite=True, --overwrite)")
+
+    if name not in ck:
+        raise damaged(f"the array {name} is missing")
+    state = ck[name]
+    if state.shape != (V, d) or not np.issubdtype(state.dtype, np.floating):
+        raise damaged(f"{name} is {state.dtype} {state.shape}, not float ({V}, {d})")
+    rng = ck["rng_state"]
+    if rng.dtype != np.uint8 or rng.shape != tuple(gen.get_state().shape):
+        raise damaged("its random-number state does not fit this generator")
+    try:
+        step, steps, lr = int(ck["step"]), int(ck["steps"]), float(ck["lr"])
+        history = History.from_dict(json.loads(str(ck["history"])))
+    except (TypeError, ValueError, QwemError) as e:
+        raise damaged(f"its step, lr or history is unreadable ({e})") from None
+    if not (0 <= step <= steps and math.isfinite(lr) and lr > 0
+            and (not history.step or history.step[-1] <= step)):
+        raise damaged(f"step {step}, steps {steps} and lr {lr} do not fit together")
+    gen.set_state(torch.from_numpy(rng.copy()))
+    return torch.from_numpy(np.array(state)), step, steps, lr, history
+
+
+# Peak memory of train() beyond its inputs (P_ij, the unigram and a given M*), in
+# bytes per V x V entry, from a measurement: peak RSS (ru_maxrss) minus the RSS with
+# the inputs loaded, in a fresh process per path, on the bundled sample, d = 20,
+# float64, CPU, at V = 3,000, 6,000 and 8,000, per entry at the three sizes, and the
+# slope between the two largest (what the V^2 term costs):
+#   eigenbasis, M* given                     37.8, 25.0, 24.6 -> 24.1 (scipy's eigh:
+#                                            a copy of M* and its 2 V^2 workspace)
+#   eigenbasis, M* built                     40.4, 33.1, 32.6 -> 32.1 (+ M*)
+#   word basis, M* given, lr/steps auto      36.5, 11.5,  9.8 ->  7.5 (spectrum's -M*)
+#   word basis, M* built                     43.7, 19.6, 17.9 -> 15.8
+#   minibatch, word2vec reweighting          48.2, 18.3, 16.2 -> 13.5 (P_ij's CDF)
+#   minibatch, Setting 3.1                    -  ,  -  ,  7.6    (no V^2 buffer)
+#   full batch SGNS, uniform, lr auto        50.1, 19.9, 17.1 -> 13.5 (M* + spectrum)
+# The rest, 250-330 MB at every size, is the libraries' working memory plus, off the
+# exact path, the row blocks of expected_loss/expected_grad (1024 rows x V x 8 bytes,
+# a few of them).  With those, the model below lies above every measured peak, by
+# 0.04 to 0.6 GB.
+_TRAIN_BYTES = {"eigen": 24.0, "word": 0.0, "minibatch": 0.0, "expected": 0.0}
+_CDF_BYTES = 13.5      # minibatch pair sampling from P_ij (not Setting 3.1's)
+_MSTAR_BYTES = 8.5     # M* built by train (targets.m_star into a new buffer)
+_SPECTRUM_BYTES = 8.0  # lr/steps "auto" off the eigenbasis: top_eigh of M* and -M*
+_TRAIN_OVERHEAD = 300e6
+_ROW_BLOCK_BYTES = 5 * 8 * 1024  # per word of V, off the exact path
+
+
+def _exact_setting(config: TrainConfig, unigram: torch.Tensor) -> bool:
+    """Full-batch QWEM under Setting 3.1 with every word seen (as
+    :func:`_exact_quartic`, from the config before the reweighting is built)."""
+    return (config.batch_size is None and config.loss == "qwem"
+            and config.reweight == "setting31" and bool((unigram > 0).all()))
+
+
+def _require_memory(config: TrainConfig, P_ij, M_star, dev, need_spec: bool,
+                    exact: bool):
+    """Refuse up front a run whose dense work would not fit
+    (:func:`qwem_lib.memory.require_dense`, with the measured costs above)."""
+    if config.batch_size is not None:
+        path, what = "minibatch", "minibatch training"
+    elif exact and config.basis != "word":
+        path, what = "eigen", "full-batch training in M*'s eigenbasis"
+    else:
+        path, what = ("word" if exact else "expected"), "full-batch training"
+    per_entry = _TRAIN_BYTES[path]
+    if path == "minibatch" and config.reweight != "setting31":
+        per_entry += _CDF_BYTES
+    if M_star is None and (exact or need_spec):
+        per_entry += _MSTAR_BYTES
+    if need_spec and path != "eigen":
+        per_entry += _SPECTRUM_BYTES
+    if P_ij.device != dev or P_ij.dtype != config.torch_dtype:
+        per_entry += config.torch_dtype.itemsize  # P_ij copied to dev/dtype
+    V = P_ij.shape[0]
+    overhead = _TRAIN_OVERHEAD + (0 if exact else _ROW_BLOCK_BYTES * V)
+    require_dense(V, per_entry, dev, what=f"{what} on dense V x V matrices",
+                  overhead=overhead)
 
 
 # ----------------------------------------------------------------------------------
@@ -433,8 +639,9 @@ def _basis(config: TrainConfig, exact: bool) -> str:
 def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           M_star: torch.Tensor | None = None, eigvals=None,
           words=None, questions=None, device=None, out_dir=None,
-          resume: bool = False, until: int | None = None,
-          progress: bool = True, callback=None, cache: bool = True) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, until: int | None = None,
+          progress: bool = True, callback=None, cache: bool = True,
+          run_info: dict | None = None) -> TrainResult:
     """Train tied embeddings W on the reweighted QWEM or SGNS loss (the paper).
 
     Parameters
@@ -457,8 +664,17 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         Default CUDA if available, else CPU.
     out_dir : path, optional
         Write ``checkpoint.npz`` at every checkpoint and ``history.json`` at the end.
+        A folder that holds another run's files is refused
+        (:func:`qwem_lib.history.prepare_run_dir`) unless ``resume`` or
+        ``overwrite``.
     resume : bool
-        Continue from ``out_dir/checkpoint.npz`` if present (same config required).
+        Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must
+        belong to this run: the same config, device, ``run_info`` and data (a
+        SHA-256 of P_ij and the unigram); a difference is refused naming each
+        setting with both values.
+    overwrite : bool
+        Delete the files of an earlier run in ``out_dir`` (only
+        :data:`qwem_lib.history.RUN_FILES`) and start afresh.
     until : int, optional
         Stop after this step (saving a checkpoint there if ``out_dir`` is given)
         instead of at the end; for interrupting a run on purpose.
@@ -470,6 +686,10 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     cache : bool
         Read and store M*'s eigendecomposition in the cache
         (:func:`qwem_lib.spectral.eigenbasis`); False computes it afresh.
+    run_info : dict, optional
+        JSON-able facts about the run from the caller (the command line passes the
+        corpus's content hash, the scheme, the window, the vocabulary size), kept in
+        the checkpoint and compared on resume.
 
     Returns
     -------
@@ -485,35 +705,61 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     Raises
     ------
     QwemError
-        If the loss or W becomes NaN/inf (names the step and the lr).
+        On bad input; if the dense work would not fit in the memory available
+        (:func:`qwem_lib.memory.require_dense`, checked before any work); if
+        ``out_dir`` holds another run, or its checkpoint belongs to another run or is
+        damaged; if the loss or W becomes NaN/inf (names the step and the lr).
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(config, TrainConfig):
+        raise QwemError(f"config must be a TrainConfig, got {type(config).__name__}")
     dev = default_device(device)
     dtype = config.torch_dtype
-    if P_ij.ndim != 2 or P_ij.shape[0] != P_ij.shape[1]:
-        raise QwemError(f"P_ij must be (V, V), got {tuple(P_ij.shape)}")
+    if not isinstance(P_ij, torch.Tensor) or P_ij.ndim != 2 \
+            or P_ij.shape[0] != P_ij.shape[1]:
+        raise QwemError(f"P_ij must be a (V, V) tensor, got "
+                        f"{tuple(getattr(P_ij, 'shape', ()))}")
     V, d = P_ij.shape[0], config.embed_dim
+    if not isinstance(unigram, torch.Tensor) or tuple(unigram.shape) != (V,):
+        raise QwemError(f"unigram must be a ({V},) tensor to match P_ij, got "
+                        f"{tuple(getattr(unigram, 'shape', ()))}")
+    if M_star is not None and tuple(M_star.shape) != (V, V):
+        raise QwemError(f"M_star must be ({V}, {V}) to match P_ij, got "
+                        f"{tuple(M_star.shape)}")
     if d >= V:
         raise QwemError(f"embed_dim d = {d} must be smaller than the vocabulary "
                         f"size V = {V}")
     if resume and out_dir is None:
         raise QwemError("resume=True needs out_dir (where the checkpoint is)")
+    if until is not None:
+        until = check_int(until, "until", lo=0)
+    run_info = check_run_info(run_info)
+    need_spec = config.lr == "auto" or config.steps == "auto"
+    exact = _exact_setting(config, unigram)
+    _basis(config, exact)  # refused here, before out_dir is touched
+    _require_memory(config, P_ij, M_star, dev, need_spec, exact)
+    ck_path = meta = ck = None
+    if out_dir is not None:
+        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        ck_path = Path(out_dir) / CHECKPOINT
+        meta = _meta(config, dev, P_ij, unigram, run_info)
+        if resume and ck_path.exists():
+            ck = load_checkpoint(ck_path, meta, required=_CK_ARRAYS)
     P = P_ij.to(device=dev, dtype=dtype)
     uni = unigram.to(device=dev, dtype=dtype)
     rw = reweighting(config.reweight, P, uni, negatives=config.negatives,
                      subsample_t=config.subsample_t)
     gen = torch.Generator(device=dev)
-    gen.manual_seed(int(config.seed))
-    ck_path = None if out_dir is None else Path(out_dir) / CHECKPOINT
+    gen.manual_seed(config.seed)
 
-    need_spec = config.lr == "auto" or config.steps == "auto"
     spec = None
     if eigvals is not None:
         eigvals = torch.as_tensor(np.asarray(eigvals, dtype=np.float64))
     exact = config.batch_size is None and _exact_quartic(config, rw, uni)
     basis = _basis(config, exact)
-    ck = _load_checkpoint(ck_path, config) if resume and ck_path.exists() else None
+    if ck is not None:
+        saved = _restore(ck, ck_path, basis, V, d, gen)
     if (exact or (need_spec and ck is None)) and M_star is None:
         M_star = rw.target(P_ij.to(torch.float64).cpu(),
                            unigram.to(torch.float64).cpu())
@@ -524,11 +770,8 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         if eigvals is None:
             eigvals = lam_all[:d].cpu()
     if ck is not None:
-        W = None if basis == "eigen" else \
-            torch.as_tensor(ck["W"]).to(device=dev, dtype=dtype)
-        start, steps, lr = int(ck["step"]), int(ck["steps"]), float(ck["lr"])
-        gen.set_state(torch.from_numpy(ck["rng_state"].copy()))
-        history = History.from_dict(json.loads(str(ck["history"])))
+        state, start, steps, lr, history = saved
+        W = None if basis == "eigen" else state.to(device=dev, dtype=dtype)
     else:
         W = random_init(V, d, config.init_scale, dtype=dtype, device=dev,
                         generator=gen)
@@ -548,8 +791,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     # The trained variable X: W itself, or W~ = U^T W in M*'s eigenbasis.
     if basis == "eigen":
         U, lam = U.to(dtype), lam_all.to(device=dev, dtype=dtype)[:, None]
-        X = (torch.as_tensor(ck["X"]).to(device=dev, dtype=dtype)
-             if ck is not None else U.T @ W)
+        X = state.to(device=dev, dtype=dtype) if ck is not None else U.T @ W
     else:
         X = W
     if exact and basis == "word":
@@ -592,7 +834,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     def save(step):
         # In the eigenbasis the state is X (W = U X needs the cached U: no V^2 d
         # rotation at every checkpoint).
-        _save_checkpoint(ck_path, X, step, steps, lr, gen, history, config,
+        _save_checkpoint(ck_path, meta, X, step, steps, lr, gen, history,
                          basis=basis)
 
     def record(step):

@@ -14,7 +14,9 @@ Scientific notation (rather than fixed point) matters here: small-initialisation
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +29,9 @@ __all__ = ["save_word2vec", "load_word2vec"]
 
 _DIGITS = 9  # significant digits written per number
 _BLOCK_ROWS = 4096  # rows formatted at once; bounds memory at large V
+# Longest mark first: UTF-32-LE's FF FE 00 00 starts with UTF-16-LE's FF FE.
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32LE"), (codecs.BOM_UTF32_BE, "UTF-32BE"),
+              (codecs.BOM_UTF16_LE, "UTF-16LE"), (codecs.BOM_UTF16_BE, "UTF-16BE"))
 
 
 def _as_numpy(W) -> np.ndarray:
@@ -191,31 +196,49 @@ def load_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     Parameters
     ----------
     path : str or PathLike
-        A text file: header ``V D``, then V lines ``word x_1 ... x_D`` (spaces or tabs;
-        a trailing space, as the original C tool writes, is fine).
+        A UTF-8 text file (a byte-order mark at the top is fine): header ``V D``, then
+        V lines ``word x_1 ... x_D`` (spaces or tabs; a trailing space, as the original
+        C tool writes, is fine).
 
     Returns
     -------
     words : list of str, length V
         The words in file (row) order.
     W : (V, D) float64 ndarray
+        Finite values.
 
     Raises
     ------
     QwemError
-        If the file is missing, empty, binary, has a malformed header, a line with the
-        wrong number of fields, a non-numeric value, or fewer/more lines than the header
-        says.  The message names the file and the line.
+        If the path is missing or a folder, the file is empty, binary or not UTF-8,
+        has a malformed header, a line with the wrong number of fields, a non-numeric
+        or non-finite value (NaN, inf, or beyond float64's range), or fewer/more lines
+        than the header says.  The message names the file and the line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise QwemError(
+            f"load_word2vec: {path} is a folder; give the embeddings file (word2vec "
+            "text format) inside it."
+        )
     if not path.is_file():
         raise QwemError(
             f"load_word2vec: {path} does not exist (or is not a file); check the path, "
             "or write it first with qwem_lib.vectors.save_word2vec."
         )
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QwemError(f"load_word2vec: cannot read {path} ({exc.strerror}); check "
+                        "its permissions.") from None
+    wide = next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
+    if wide is not None:
+        raise QwemError(
+            f"load_word2vec: {path} is {wide} text (it starts with a {wide} byte-order "
+            f"mark); convert it to UTF-8, e.g. `iconv -f {wide} -t UTF-8`."
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # drops a UTF-8 byte-order mark
     except UnicodeDecodeError as exc:
         raise QwemError(
             f"load_word2vec: {path} is not UTF-8 text ({exc.reason} at byte "
@@ -263,11 +286,26 @@ def load_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
             W = np.loadtxt(rests, dtype=np.float64, ndmin=2, comments=None)
         except ValueError:
             W = None
-    else:
+    elif not any(rests):  # D = 0: lines hold only the word
         W = np.zeros((V, D))
     if W is None or W.shape != (V, D) or not all(words):
         _raise_first_bad_line(path, body, D)
+    finite = np.isfinite(W).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        col = int(np.flatnonzero(~np.isfinite(W[row]))[0])
+        raise QwemError(
+            f"load_word2vec: {path} line {row + 2} ({words[row]!r}) has a non-finite "
+            f"value {body[row].split()[col + 1]!r} (NaN, inf, or beyond float64's "
+            "range); the embedding diverged or was not computed: fix the run and "
+            "write the file again."
+        )
     return words, W
+
+
+# The numbers numpy's reader accepts (ASCII digits, no '_'), for naming a bad one.
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)",
+                     re.ASCII | re.IGNORECASE)
 
 
 def _raise_first_bad_line(path: Path, body: list[str], D: int) -> None:
@@ -281,11 +319,10 @@ def _raise_first_bad_line(path: Path, body: list[str], D: int) -> None:
                 "corrupt or a word contains a space."
             )
         for tok in fields[1:]:
-            try:
-                float(tok)
-            except ValueError:
+            if not _NUMBER.fullmatch(tok):
                 raise QwemError(
                     f"load_word2vec: {path} line {n} has a non-numeric value {tok!r}; "
                     "the file is corrupt: write it again."
-                ) from None
-    raise QwemError(f"load_word2vec: could not parse the numbers in {path}.")
+                )
+    raise QwemError(f"load_word2vec: could not parse the numbers in {path}; the file "
+                    "is corrupt: write it again.")

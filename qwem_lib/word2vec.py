@@ -41,9 +41,9 @@ from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,17 +51,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cooccurrence import check_window
 from .devices import default_device
 from .errors import QwemError
 from .history import History, TrainResult, diverged_error, load_checkpoint, \
-    save_checkpoint
+    prepare_run_dir, save_checkpoint
 from .losses import keep_probs
 from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
 from .sgns_torch import NegativeSampler, TorchSGNS, block_seed, prepare_block, \
     window_pairs
+from .train import check_int, check_real, check_run_info, check_seed
 
 __all__ = ["Word2VecConfig", "Word2VecResult", "train_word2vec", "checkpoint_words",
-           "ENGINES"]
+           "ENGINES", "MAX_NEGATIVES"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 ENGINES = ("auto", "kernel", "torch")
@@ -72,6 +74,9 @@ _EVAL_SEGMENTS = 16  # the fixed loss-evaluation sample: 16 random stretches ...
 _EVAL_SEGMENT_TOKENS = 1024  # ... of 1024 raw tokens each, ...
 _EVAL_PAIRS = 8192  # ... at most this many of their pairs (a random subset)
 _MIN_LOSS_PAIRS = 256  # the running loss is judged over at least this many pairs
+# k: word2vec uses 5 to 20 (its paper: 2-5 for large corpora); time grows linearly
+# with k, and beyond a few hundred the negative term swamps the positive one.
+MAX_NEGATIVES = 1000
 
 
 # ----------------------------------------------------------------------------------
@@ -127,6 +132,12 @@ class Word2VecConfig:
         Torch path: cap each row's step at the minimum of the batch loss along it
         (:func:`qwem_lib.sgns_torch.sgns_update`), so frequent words cannot
         overshoot; False: plain summed SGD, which needs a small ``batch_size``.
+
+    Every field is checked when the config is made (type, finiteness, range: window
+    1 to :data:`qwem_lib.cooccurrence.MAX_WINDOW`, negatives 1 to
+    :data:`MAX_NEGATIVES`, seed 0 to 2**63 - 1; one
+    :class:`~qwem_lib.errors.QwemError` line naming the option and its flag); numpy
+    numbers are accepted and stored as Python ints and floats.
     """
 
     embed_dim: int = 200
@@ -146,30 +157,35 @@ class Word2VecConfig:
     step_cap: bool = True
 
     def __post_init__(self):
-        def positive_int(name, lo=1):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name, flag in (("embed_dim", "--dim"), ("epochs", "--epochs"),
+                           ("batch_size", "--batch-size"),
+                           ("block_tokens", None)):
+            put(name, check_int(getattr(self, name), name, flag))
+        put("window", check_window(self.window))
+        put("negatives", check_int(self.negatives, "negatives", "--negatives",
+                                   hi=MAX_NEGATIVES))
+        put("seed", check_seed(self.seed))
+        put("lr", check_real(self.lr, "lr", "--lr", gt=0,
+                             why="word2vec's default is 0.025"))
+        put("subsample", check_real(self.subsample, "subsample", "--subsample", ge=0,
+                                    why="0 disables it"))
+        put("neg_power", check_real(self.neg_power, "neg_power", "--neg-power", ge=0))
+        if self.init_scale is not None:
+            put("init_scale", check_real(
+                self.init_scale, "init_scale", "--init-scale", gt=0,
+                why="or None for the default of the tied or untied model; W = 0 is "
+                    "a stationary point and never trains"))
+        for name in ("shared_negatives", "tied", "step_cap"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise QwemError(f"{name} must be an integer >= {lo}, got {v!r}")
-        for name in ("embed_dim", "window", "negatives", "epochs", "batch_size",
-                     "block_tokens"):
-            positive_int(name)
-        positive_int("seed", 0)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
-                and self.lr > 0):
-            raise QwemError(f"lr must be a finite number > 0, got {self.lr!r} "
-                            "(word2vec's default is 0.025)")
-        if not (isinstance(self.subsample, (int, float)) and self.subsample >= 0):
-            raise QwemError(f"subsample must be >= 0 (0 disables it), got "
-                            f"{self.subsample!r}")
-        if not (isinstance(self.neg_power, (int, float)) and self.neg_power >= 0):
-            raise QwemError(f"neg_power must be >= 0, got {self.neg_power!r}")
-        if self.init_scale is not None and not (
-                isinstance(self.init_scale, (int, float)) and self.init_scale > 0):
-            raise QwemError(f"init_scale must be > 0 or None (the default of the "
-                            f"tied or untied model), got {self.init_scale!r}; "
-                            "W = 0 is a stationary point and never trains")
-        if self.dtype not in _DTYPES:
-            raise QwemError(f"dtype must be float32 or float64, got {self.dtype!r}")
+            if not isinstance(v, (bool, np.bool_)):
+                raise QwemError(f"{name} must be True or False, got {v!r}")
+            put(name, bool(v))
+        if not (isinstance(self.dtype, str) and self.dtype in _DTYPES):
+            raise QwemError(f"dtype (--dtype) must be float32 or float64, got "
+                            f"{self.dtype!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -317,10 +333,50 @@ def checkpoint_words(total_words: int, n: int) -> list[int]:
 
 
 
-def _fingerprint(ids: np.ndarray, vocab_size: int, n_checkpoints: int) -> dict:
-    return {"n_tokens": int(len(ids)), "vocab_size": int(vocab_size),
-            "crc32": zlib.crc32(memoryview(np.ascontiguousarray(ids, np.int32))),
-            "n_checkpoints": int(n_checkpoints)}
+def _meta(config, engine: str, threads: int, n_checkpoints: int, dev, ids, V: int,
+          run_info: dict) -> dict:
+    """What a checkpoint must have been written with to be resumed: every setting
+    that changes the trajectory, and a fingerprint of the token stream."""
+    return {"config": config.to_dict(), "engine": engine, "threads": int(threads),
+            "n_checkpoints": int(n_checkpoints), "device": dev.type,
+            "vocab_size": int(V), "n_tokens": int(len(ids)),
+            "tokens": "sha256:" + hashlib.sha256(
+                memoryview(np.ascontiguousarray(ids, np.int32))).hexdigest(),
+            "run": run_info}
+
+
+_ENGINE_ARRAYS = {"kernel": ("kernel_epoch", "kernel_pos", "kernel_rng", "kernel_acc"),
+                  "torch": ("torch_position", "torch_t", "torch_rng")}
+
+
+def _check_state(ck: dict, path: Path, config, engine: str, threads: int, V: int,
+                 dev) -> None:
+    """Refuse arrays of the wrong shape or kind (a damaged checkpoint) before they
+    reach the engines."""
+    d = config.embed_dim
+    want = {"W": (V, d), "checkpoint_words": None, "history": (),
+            "kernel_epoch": (), "kernel_pos": (threads, 4), "kernel_rng": (threads,),
+            "kernel_acc": (threads, 4), "torch_position": (5,), "torch_t": (),
+            "torch_rng": tuple(torch.Generator(device=dev).get_state().shape)}
+    if not config.tied:
+        want["C"] = (V, d)
+    bad = [name for name, shape in want.items() if name in ck and shape is not None
+           and ck[name].shape != shape]
+    cw = ck["checkpoint_words"]
+    if cw.ndim != 1 or not np.issubdtype(cw.dtype, np.integer):
+        bad.append("checkpoint_words")
+    try:
+        history = History.from_dict(json.loads(str(ck["history"])))
+    except (ValueError, QwemError):
+        history = None
+        bad.append("history")
+    if history is not None and len(history.step) != len(cw):
+        bad.append("history")
+    if bad:
+        raise QwemError(f"cannot read the checkpoint {path}: the array(s) "
+                        f"{', '.join(dict.fromkeys(bad))} have the wrong shape or "
+                        "content (damaged); delete it to start afresh "
+                        "(overwrite=True, --overwrite)")
 
 
 def _resolve_engine(engine: str, dev: torch.device) -> str:
@@ -441,8 +497,9 @@ class _Session:
 def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
                    words=None, questions=None, device=None, threads=None,
                    engine: str = "auto", out_dir=None, resume: bool = False,
-                   progress: bool = True, n_checkpoints: int = 30,
-                   until: int | None = None) -> Word2VecResult:
+                   overwrite: bool = False, progress: bool = True,
+                   n_checkpoints: int = 30, until: int | None = None,
+                   run_info: dict | None = None) -> Word2VecResult:
     """Train skip-gram with negative sampling by streaming over the tokens.
 
     See the module docstring for the algorithm.  The flow time recorded in
@@ -476,11 +533,18 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         "torch" also runs on a CPU (slowly; for tests and comparisons).
     out_dir : path, optional
         Write ``checkpoint.npz`` (atomically) at every checkpoint and
-        ``history.json`` at the end.
+        ``history.json`` at the end.  A folder that holds another run's files is
+        refused (:func:`qwem_lib.history.prepare_run_dir`) unless ``resume`` or
+        ``overwrite``.
     resume : bool
-        Continue from ``out_dir/checkpoint.npz`` if present (same config, corpus,
-        engine, ``n_checkpoints`` and threads required).  With one thread (or the
+        Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must
+        belong to this run: the same config, engine, threads, ``n_checkpoints``,
+        device, ``run_info`` and token stream (a SHA-256 of the ids); a difference
+        is refused naming each setting with both values.  With one thread (or the
         torch engine on CPU) the result is bitwise that of an uninterrupted run.
+    overwrite : bool
+        Delete the files of an earlier run in ``out_dir`` (only
+        :data:`qwem_lib.history.RUN_FILES`) and start afresh.
     progress : bool
         tqdm bar over the words to read, with epoch, lr and the running loss.
     n_checkpoints : int
@@ -488,6 +552,10 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     until : int, optional
         Stop once this many raw tokens have been read (saving a checkpoint there if
         ``out_dir`` is given), to interrupt a run on purpose.
+    run_info : dict, optional
+        JSON-able facts about the run from the caller (the command line passes the
+        corpus's content hash, the scheme, the window, the vocabulary size), kept in
+        the checkpoint and compared on resume.
 
     Returns
     -------
@@ -501,11 +569,14 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(config, Word2VecConfig):
+        raise QwemError(f"config must be a Word2VecConfig, got "
+                        f"{type(config).__name__}")
     ids, counts = _check_tokens(tokens_ids, vocab_size)
-    if isinstance(n_checkpoints, bool) or not (
-            isinstance(n_checkpoints, (int, np.integer)) and n_checkpoints >= 1):
-        raise QwemError(f"n_checkpoints must be an integer >= 1, got "
-                        f"{n_checkpoints!r}")
+    n_checkpoints = check_int(n_checkpoints, "n_checkpoints", "--checkpoints")
+    if until is not None:
+        until = check_int(until, "until", lo=0)
+    run_info = check_run_info(run_info)
     if resume and out_dir is None:
         raise QwemError("resume=True needs out_dir (where the checkpoint is)")
     dev = default_device(device)
@@ -516,10 +587,16 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
                         "shares them per centre")
     n_threads = _threads(threads, name)
     V, total = int(vocab_size), config.epochs * len(ids)
-    meta = {"config": config.to_dict(), "engine": name,
-            **_fingerprint(ids, V, n_checkpoints)}
-    ck_path = None if out_dir is None else Path(out_dir) / CHECKPOINT
-    ck = load_checkpoint(ck_path, meta) if resume and ck_path.exists() else None
+    ck_path = meta = ck = None
+    if out_dir is not None:
+        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        ck_path = Path(out_dir) / CHECKPOINT
+        meta = _meta(config, name, n_threads, n_checkpoints, dev, ids, V, run_info)
+        if resume and ck_path.exists():
+            need = ("W", "history", "checkpoint_words", *_ENGINE_ARRAYS[name])
+            ck = load_checkpoint(ck_path, meta, required=need + (
+                () if config.tied else ("C",)))
+            _check_state(ck, ck_path, config, name, n_threads, V, dev)
     if ck is not None:
         W = torch.as_tensor(ck["W"]).to(device=dev, dtype=config.torch_dtype)
         C = None if config.tied else \

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.cooccurrence import count_pairs, count_pairs_naive, window_weights
+from qwem_lib.cooccurrence import (MAX_WINDOW, check_window, count_pairs,
+                                   count_pairs_naive, window_weights)
 from qwem_lib.errors import QwemError
 
 
@@ -56,3 +57,32 @@ def test_bad_window(bad):
 def test_ids_out_of_range():
     with pytest.raises(QwemError, match="out-of-vocabulary"):
         count_pairs(np.array([0, 5]), 3)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, "3", True, None, MAX_WINDOW + 1,
+                                 np.int64(10**6)])
+def test_window_is_checked_with_its_flag(bad):
+    with pytest.raises(QwemError, match=r"window \(--window\) must be an integer from "
+                                        r"1 to 1,000, got .*; use e\.g\. --window 16"):
+        window_weights(bad)
+
+
+def test_window_accepts_numpy_integers_and_the_bound():
+    np.testing.assert_array_equal(window_weights(np.int32(3)), [3.0, 2.0, 1.0])
+    assert check_window(np.uint16(7)) == 7 and type(check_window(np.int64(7))) is int
+    assert len(window_weights(MAX_WINDOW)) == MAX_WINDOW
+    ids = np.array([0, 1, 0])
+    assert torch.equal(count_pairs(ids, np.int64(2), np.int64(2)),
+                       count_pairs(ids, 2, 2))
+
+
+@pytest.mark.parametrize("V", [0, -1, 2.0, True])
+def test_vocab_size_is_checked(V):
+    with pytest.raises(QwemError, match=r"vocab_size \(--vocab-size\) must be an "
+                                        r"integer >= 1"):
+        count_pairs(np.array([0, 1]), V, 2)
+
+
+def test_bad_device_is_refused():
+    with pytest.raises(QwemError, match=r"device \(--device\) 'gpu' is not a device"):
+        count_pairs(np.array([0, 1]), 2, 2, device="gpu")

@@ -111,7 +111,8 @@ def test_half_time_and_tau():
                                atol=1e-14)
     assert float(ts.tau[0] - ts.t_half[0]) == pytest.approx(1e-9 / 16, rel=1e-4)
     # a mode starting above λ never crosses λ/2 from below; λ ≤ 0 never learns
-    odd = dy.timescales([1.0, 1.0, 0.0, -1.0], [0.7, 2.0, 0.1, 0.1])
+    odd = dy.timescales([1.0, 1.0, 0.0, -1.0], [0.7, 2.0, 0.1, 0.1],
+                        allow_nonpositive=True)
     assert float(odd.t_half[0]) < 0 and np.isnan(float(odd.t_half[1]))
     assert np.isinf(odd.tau[2:].numpy()).all()
     assert np.isinf(odd.t_half[2:].numpy()).all()
@@ -283,3 +284,58 @@ def test_discrete_mode_trajectory_is_gradient_descent():
     np.testing.assert_allclose(ratio, (1 + a) ** (2 * n), rtol=1e-12)
     with pytest.raises(QwemError):
         dy.discrete_mode_trajectory([1.5], 1.0, 0.1, 0.1)
+
+
+# ----------------------------------------------------------------------------------
+# numbers from users: checked, one line naming them
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [0, 0.0, -0.1, float("nan"), float("inf"), "1e-3",
+                                   True])
+def test_init_scale_to_s2_refuses_non_positive(scale):
+    with pytest.raises(QwemError, match=r"init_scale \(--init-scale\) must be a "
+                                        r"finite number > 0"):
+        dy.init_scale_to_s2(scale)
+
+
+def test_init_scale_to_s2_accepts_numpy():
+    assert dy.init_scale_to_s2(np.float32(0.5)) == 0.25
+    assert type(dy.init_scale_to_s2(np.float64(0.5))) is float
+
+
+def test_timescales_refuse_non_positive_eigenvalues_counting_the_positive():
+    with pytest.raises(QwemError, match=r"timescales need eigenvalues > 0 .* but 2 of "
+                                        r"the 4 given are positive; pass only those "
+                                        r"\(e\.g\. --dim 2 or less\)"):
+        dy.timescales([3.0, 1.0, 0.0, -1.0], 1e-6)
+    with pytest.raises(QwemError, match="0 of the 1 given are positive"):
+        dy.timescales([-0.5], 1e-6)
+    with pytest.raises(QwemError, match="1 of the 2 given are positive"):
+        dy.timescales([1.0, float("nan")], 1e-6, allow_nonpositive=True)
+    with pytest.raises(QwemError, match="finite s2_0 > 0"):
+        dy.timescales([1.0], float("inf"))
+    ts = dy.timescales([3.0, 1.0], np.float64(1e-6))
+    assert torch.isfinite(ts.tau).all()
+
+
+@pytest.mark.parametrize("lr", [0.0, -1.0, float("inf"), float("nan")])
+def test_step_time_conversions_refuse_bad_lr(lr):
+    with pytest.raises(QwemError, match=r"lr \(--lr\) must be a finite number > 0"):
+        dy.flow_time_per_step(lr)
+    with pytest.raises(QwemError, match=r"lr \(--lr\)"):
+        dy.steps_to_time(10, lr, loss_scale=1.0)
+    with pytest.raises(QwemError, match=r"lr \(--lr\)"):
+        dy.discrete_mode_trajectory([1], 1.0, 0.1, lr)
+
+
+def test_loss_scales_and_init_are_checked():
+    with pytest.raises(QwemError, match="loss_scale must be a finite number > 0"):
+        dy.flow_time_per_step(0.1, float("inf"))
+    with pytest.raises(QwemError, match="loss_scale must be a finite number > 0"):
+        dy.stable_lr([1.0], loss_scale=0.0)
+    with pytest.raises(QwemError, match="mstar_sq_mean must be a finite number > 0"):
+        dy.paper_loss_scale(100, float("nan"))
+    with pytest.raises(QwemError, match=r"init_scale \(--init-scale\) must be a "
+                                        r"finite number >= 0"):
+        dy.random_init(4, 2, float("inf"))
+    assert dy.random_init(4, 2, 0.0).abs().max() == 0  # W = 0 is allowed here

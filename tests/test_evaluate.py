@@ -418,3 +418,59 @@ def test_subspace_overlap_hand_worked_and_invariant():
     assert rand < 0.05
     with pytest.raises(QwemError, match="same vocabulary"):
         subspace_overlap(W, W[:10])
+
+
+FAMILY = ["king", "queen", "man", "woman", "boy", "girl"]
+
+
+@pytest.mark.parametrize("words, W", [
+    (["king", "queen", "xyzzy"], np.random.default_rng(4).standard_normal((3, 3))),
+    (FAMILY, np.zeros((6, 3))),  # every cosine 0: constant, no correlation
+    (FAMILY, np.zeros((6, 0))),  # no dimensions at all
+    ([], np.zeros((0, 3))),
+], ids=["three words", "zeros", "no columns", "empty"])
+def test_report_is_strict_json_when_almost_nothing_is_covered(words, W):
+    """Degenerate embeddings: undefined scores are None, never NaN or inf."""
+    r = report(W, words, device="cpu")
+    text = json.dumps(r, allow_nan=False)  # the CLI writes strict JSON
+    assert "NaN" not in text and "Infinity" not in text
+    assert (r["vocab_size"], r["dim"]) == W.shape
+    for name in ("men", "ws353", "ws353_sim", "ws353_rel"):
+        assert r[name]["spearman"] is None  # < 2 pairs, or constant cosines
+        assert r[name]["n"] <= 15
+    for protocol in ("analogy_paper", "analogy_classic"):
+        res = r[protocol]
+        assert res["n_total"] > 1000 and res["coverage"] < 0.01
+        assert (res["accuracy"] is None) == (res["n"] == 0)
+        assert all((c["accuracy"] is None) == (c["n"] == 0)
+                   for c in res["per_category"].values())
+
+
+def test_report_refuses_non_finite_in_one_line():
+    words, W = _family_embedding()
+    for bad in (np.inf, -np.inf, np.nan):
+        T = torch.from_numpy(W.copy()).float()
+        T[3, 1] = bad
+        with pytest.raises(QwemError, match="report: W has NaN or inf") as info:
+            report(T, words, device="cpu")
+        assert "\n" not in str(info.value)
+    huge = W * 1e308  # finite entries whose float64 sum overflows: still accepted
+    json.dumps(report(huge, words, device="cpu"), allow_nan=False)
+
+
+def test_to_dict_turns_nan_and_inf_into_none():
+    res = AnalogyResult(accuracy=math.inf, n=0, correct=0,
+                        per_category={"c": (math.nan, 0)}, n_total=0)
+    d = res.to_dict()
+    assert d["accuracy"] is None and d["coverage"] is None
+    assert d["per_category"]["c"]["accuracy"] is None
+    json.dumps(d, allow_nan=False)
+
+
+def test_benchmark_files_may_start_with_a_utf8_bom(tmp_path):
+    q = tmp_path / "q.txt"
+    q.write_bytes(b"\xef\xbb\xbf: family\nman woman king queen\n")
+    assert load_analogies(q) == {"family": [("man", "woman", "king", "queen")]}
+    s = tmp_path / "s.txt"
+    s.write_bytes(b"\xef\xbb\xbfking queen 8.5\nman woman 7\n")
+    assert load_similarity(s) == [("king", "queen", 8.5), ("man", "woman", 7.0)]

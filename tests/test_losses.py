@@ -11,6 +11,7 @@ from qwem_lib.losses import (
     Reweighting,
     expected_grad,
     expected_loss,
+    keep_probs,
     pair_losses,
     quartic_minus_frobenius,
     qwem_neg,
@@ -239,3 +240,31 @@ def test_reweightings_hand_worked():
         reweighting("glove", P, u)
     with pytest.raises(QwemError, match="negatives"):
         reweighting("uniform", P, u, negatives=0)
+
+
+@pytest.mark.parametrize("k", [0, -2, float("inf"), float("nan"), True])
+def test_reweighting_refuses_bad_negatives(k):
+    P, u = pair_probs(torch.rand(6, 6, dtype=torch.float64,
+                                 generator=torch.Generator().manual_seed(0)) + 0.1)
+    with pytest.raises(QwemError, match=r"negatives \(k, --negatives\) must be a "
+                                        r"finite number > 0"):
+        reweighting("setting31", P, u, negatives=k)
+
+
+def test_subsampling_thresholds_are_checked():
+    u = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    for t in (0.0, -1e-5, float("inf"), float("nan")):
+        with pytest.raises(QwemError, match="subsampling threshold t .* must be a "
+                                            "finite number > 0"):
+            subsample_keep_probs(u, t)
+    for t in (-1e-5, float("inf"), float("nan"), "1e-3"):
+        with pytest.raises(QwemError, match=r"subsample \(--subsample\) must be a "
+                                            r"finite number >= 0"):
+            keep_probs([5, 3, 2], t)
+    ones = torch.ones(3, dtype=torch.float64)
+    assert torch.equal(keep_probs([5, 3, 2], np.float64(0)), ones)
+    P = torch.full((3, 3), 1 / 9, dtype=torch.float64)
+    with pytest.raises(QwemError, match="neg_power"):
+        reweighting("uniform", P, P.sum(1), neg_power=float("nan"))
+    with pytest.raises(QwemError, match="unknown reweighting 'w2v'"):
+        reweighting("w2v", P, P.sum(1))

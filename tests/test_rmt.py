@@ -291,3 +291,71 @@ def test_category_report_zero_task_vectors_give_none():
     assert [r["snr"] for r in rep["by_dim"]] == [None, None]
     assert [r["ipr"] for r in rep["by_dim"]] == [None, None]
     assert [r["fit"] for r in rep["by_dim"]] == [None, None]
+
+
+# ------------------------------------------------------- non-finite input, strict JSON
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_embeddings_are_refused(bad):
+    import torch
+
+    words, W, q, _ = _synthetic_category(N=6, D=8)
+    W = W.copy()
+    W[words.index("b3"), 2] = bad
+    for call in (lambda: rmt.task_vectors(W, words, q),
+                 lambda: rmt.task_vectors(torch.from_numpy(W).float(), words, q),
+                 lambda: rmt.principal_axes(W),
+                 lambda: rmt.gram_spectrum(np.where(np.isfinite(W), W, bad))):
+        with pytest.raises(QwemError, match="NaN or inf") as info:
+            call()
+        assert "\n" not in str(info.value)
+    R = np.ones((5, 4))
+    R[1, 1] = bad
+    tv = rmt.TaskVectors("capital-world", [(f"a{n}", f"b{n}") for n in range(5)], R)
+    with pytest.raises(QwemError, match="'capital-world' has NaN or inf entries"):
+        rmt.category_report(tv, [2, 4])
+
+
+def test_overflowing_task_vectors_are_refused():
+    """Finite but huge: R R^T overflows; refused rather than a NaN spectrum."""
+    R = np.full((6, 3), 1e200)
+    R[:, 1] = -1e200
+    tv = rmt.TaskVectors("huge", [(f"a{n}", f"b{n}") for n in range(6)], R)
+    with pytest.raises(QwemError, match="overflows float64"):
+        rmt.category_report(tv, [3])
+
+
+def test_category_report_is_strict_json_in_degenerate_cases():
+    import json
+
+    pairs = [(f"a{n}", f"b{n}") for n in range(8)]
+    rng = np.random.default_rng(2)
+    cases = {
+        "zero": np.zeros((8, 5)),
+        "rank one": np.outer(np.ones(8), rng.standard_normal(5)),
+        "one column": rng.standard_normal((8, 1)),
+        "mean zero": np.vstack([np.eye(5)[:4], -np.eye(5)[:4]]),
+        "small": rng.standard_normal((8, 5)) * 1e-100,  # mean eigenvalue² underflows
+        "tiny": rng.standard_normal((8, 5)) * 1e-160,  # R R^T is subnormal
+        "vanishing": rng.standard_normal((8, 5)) * 1e-170,  # R R^T underflows to 0
+        "two pairs": rng.standard_normal((2, 5)),
+    }
+    for name, R in cases.items():
+        tv = rmt.TaskVectors(name, pairs[: len(R)], R)
+        rep = rmt.category_report(tv, [1, 3, 5, 9])
+        json.dumps(rep, allow_nan=False)  # raises on NaN or inf
+        assert [r["d"] for r in rep["by_dim"]] == [d for d in (1, 3, 5)
+                                                   if d <= R.shape[1]], name
+    zero = rmt.category_report(rmt.TaskVectors("zero", pairs, cases["zero"]), [5])
+    assert zero["by_dim"][0]["snr"] is None and zero["by_dim"][0]["fit"] is None
+    balanced = rmt.category_report(rmt.TaskVectors("m", pairs, cases["mean zero"]), [5])
+    assert balanced["by_dim"][0]["ipr"] is None  # the mean task vector is zero
+    small = rmt.category_report(rmt.TaskVectors("s", pairs, cases["small"]), [5])
+    assert small["by_dim"][0]["fit"]["gamma"] > 0  # fitted, at any scale
+    tiny = rmt.category_report(rmt.TaskVectors("t", pairs, cases["tiny"]), [5])
+    assert tiny["by_dim"][0]["fit"] is None and tiny["by_dim"][0]["ipr"] is not None
+    gone = rmt.category_report(rmt.TaskVectors("v", pairs, cases["vanishing"]), [5])
+    assert gone["by_dim"][0]["snr"] is None
+    assert gone["by_dim"][0]["ipr"] == pytest.approx(
+        rmt.ipr(rmt.localisation(cases["vanishing"] * 1e170, 5)))

@@ -130,3 +130,29 @@ def test_word_without_pairs_gives_zero_row():
         assert torch.isfinite(M).all()
         np.testing.assert_array_equal(M[2].numpy(), 0.0)
         np.testing.assert_array_equal(M[:, 2].numpy(), 0.0)
+
+
+@pytest.mark.parametrize("k", [0, -1.0, float("inf"), float("nan"), "5", True])
+def test_negatives_must_be_finite_and_positive(counts, k):
+    P, u = pair_probs(counts)
+    for f in (lambda: m_star(P, u, negatives=k), lambda: pmi(P, u, negatives=k),
+              lambda: ppmi(P, u, negatives=k),
+              lambda: setting31_weights(P, u, negatives=k)):
+        with pytest.raises(QwemError, match=r"negatives \(k, --negatives\) must be a "
+                                            r"finite number > 0"):
+            f()
+
+
+@pytest.mark.parametrize("power", [float("inf"), float("nan"), None, "0.75"])
+def test_neg_power_must_be_finite(counts, power):
+    P, u = pair_probs(counts)
+    with pytest.raises(QwemError, match=r"neg_power \(--neg-power\) must be a finite "
+                                        r"number"):
+        m_star(P, u, neg_power=power)
+
+
+def test_numpy_numbers_are_accepted(counts):
+    P, u = pair_probs(counts)
+    assert torch.equal(m_star(P, u, negatives=np.int64(2), neg_power=np.float32(1.0)),
+                       m_star(P, u, negatives=2.0))
+    assert torch.equal(pmi(P, u, negatives=np.float64(0.5)), pmi(P, u, negatives=0.5))

@@ -139,7 +139,8 @@ def test_resume_matches_uninterrupted_run(tmp_path, until):
     assert History.load(tmp_path / "history.json").to_dict() == ref.history.to_dict()
     other = TrainConfig(embed_dim=2, init_scale=0.1, lr=0.06, steps=40,
                         batch_size=32, n_checkpoints=8, seed=3)
-    with pytest.raises(QwemError, match="another configuration"):
+    with pytest.raises(QwemError, match="belongs to another run: lr is 0.05 there "
+                                        "and 0.06 here; resume with the same"):
         train(other, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True)
 
 
@@ -305,7 +306,8 @@ def test_eigenbasis_resume_and_errors(tmp_path):
     assert torch.equal(done.W, ref.W)
     assert done.history.to_dict() == ref.history.to_dict()
     # the word-basis run's checkpoint is another configuration
-    with pytest.raises(QwemError, match="another configuration"):
+    with pytest.raises(QwemError, match="another run: basis is 'eigen' there and "
+                                        "'word' here"):
         train(TrainConfig(embed_dim=3, init_scale=1e-4, lr=0.02, steps=60,
                           n_checkpoints=6, basis="word"), P, u, device=CPU,
               progress=False, out_dir=tmp_path, resume=True)
@@ -341,5 +343,242 @@ def test_eigenbasis_is_cached_by_content(isolated_cache, monkeypatch):
     path = os.path.join(folder, files[0])
     with open(path, "r+b") as f:  # a truncated entry is recomputed, not fatal
         f.truncate(100)
-    lam3, _ = eigenbasis(M, cache=True)
+    from qwem_lib.cache import CacheWarning
+    with pytest.warns(CacheWarning, match="damaged cache entry"):
+        lam3, _ = eigenbasis(M, cache=True)
     assert torch.allclose(lam3, lam, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------
+# resume continues the same run, or is refused naming what differs
+# ----------------------------------------------------------------------------------
+
+_RUN = dict(window=3, scheme="text8", vocab_size=10, corpus="sha256:" + "ab" * 32)
+
+
+def _interrupted(tmp_path, **kw):
+    """A minibatch run on _problem(V=10) stopped at step 17, with run_info."""
+    P, u = _problem(V=10)
+    cfg = TrainConfig(embed_dim=2, init_scale=0.1, lr=0.05, steps=40, batch_size=32,
+                      n_checkpoints=8, seed=3)
+    train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, until=17,
+          run_info=_RUN, **kw)
+    return cfg, P, u
+
+
+def test_resume_with_run_info_is_bitwise(tmp_path):
+    cfg, P, u = _interrupted(tmp_path)
+    ref = train(cfg, P, u, device=CPU, progress=False)
+    done = train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+                 run_info=dict(_RUN))
+    assert torch.equal(done.W, ref.W)
+    assert done.history.to_dict() == ref.history.to_dict()
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(window=16), "window is 3 there and 16 here"),
+    (dict(corpus="sha256:" + "cd" * 32), "the corpus differs"),
+    (dict(scheme="auto", window=5),
+     "window is 3 there and 5 here, scheme is 'text8' there and 'auto' here"),
+])
+def test_resume_with_other_run_info_is_refused(tmp_path, change, expected):
+    cfg, P, u = _interrupted(tmp_path)
+    with pytest.raises(QwemError) as e:
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+              run_info={**_RUN, **change})
+    assert str(e.value) == (
+        f"the checkpoint {tmp_path / 'checkpoint.npz'} belongs to another run: "
+        f"{expected}; resume with the same settings, or start afresh with "
+        "overwrite=True (--overwrite) instead of resuming")
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(lr=0.06), "lr is 0.05 there and 0.06 here"),
+    (dict(seed=4, n_checkpoints=9), "seed is 3 there and 4 here, n_checkpoints is 8 "
+                                    "there and 9 here"),
+    (dict(dtype="float32"), "dtype is 'float64' there and 'float32' here"),
+])
+def test_resume_with_another_config_names_the_setting(tmp_path, change, expected):
+    cfg, P, u = _interrupted(tmp_path)
+    other = TrainConfig(**{**cfg.to_dict(), **change})
+    with pytest.raises(QwemError, match=f"another run: {expected};"):
+        train(other, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+              run_info=_RUN)
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    cfg, P, u = _interrupted(tmp_path)
+    Q = P.clone()
+    Q[0, 1] += 1e-12  # the same shape and nearly the same numbers
+    with pytest.raises(QwemError, match=r"another run: the data \(corpus statistics\) "
+                                        r"differ; resume with the same settings"):
+        train(cfg, Q, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+              run_info=_RUN)
+
+
+def test_resume_with_another_vocabulary_is_refused_before_shapes(tmp_path):
+    cfg, _, _ = _interrupted(tmp_path)
+    P, u = _problem(V=12)
+    with pytest.raises(QwemError, match=r"another run: vocab_size is 10 there and 12 "
+                                        r"here, the data \(corpus statistics\) "
+                                        r"differ;"):
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+              run_info=_RUN)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 100, 1000, -300, -22, -1])
+def test_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, cut):
+    cfg, P, u = _interrupted(tmp_path)
+    ck = tmp_path / "checkpoint.npz"
+    ck.write_bytes(ck.read_bytes()[:cut])
+    with pytest.raises(QwemError, match=r"cannot read the checkpoint .*checkpoint\.npz"
+                                        r": .*; delete it to start afresh "
+                                        r"\(overwrite=True, --overwrite\)") as e:
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path, resume=True,
+              run_info=_RUN)
+    assert "\n" not in str(e.value)
+
+
+def test_resume_from_a_checkpoint_with_wrong_arrays_is_one_line(tmp_path):
+    """The right meta but a W of another shape, or an unreadable history: damaged."""
+    from qwem_lib.history import save_checkpoint
+    cfg, P, u = _interrupted(tmp_path)
+    ck = tmp_path / "checkpoint.npz"
+    with np.load(ck) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    for bad, match in ((dict(W=np.zeros((10, 3))), r"W is float64 \(10, 3\)"),
+                       (dict(history=np.array("[1, 2")), "history is unreadable"),
+                       (dict(step=np.int64(99)), "do not fit together"),
+                       (dict(rng_state=np.zeros(3, np.uint8)), "random-number state")):
+        save_checkpoint(ck, meta, **{**arrays, **bad})
+        with pytest.raises(QwemError, match=f"cannot read the checkpoint .*{match}"):
+            train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                  resume=True, run_info=_RUN)
+
+
+def test_a_new_run_does_not_mix_with_another(tmp_path):
+    cfg, P, u = _interrupted(tmp_path)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    with pytest.raises(QwemError, match=r"already holds a run \(checkpoint\.npz\); "
+                                        r"use resume=True \(--resume\)"):
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    (tmp_path / "notes.txt").write_text("keep me")
+    ref = train(cfg, P, u, device=CPU, progress=False)
+    res = train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                overwrite=True)
+    assert torch.equal(res.W, ref.W)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert History.load(tmp_path / "history.json").to_dict() == ref.history.to_dict()
+
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path):
+    P, u = _problem(V=10)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(QwemError, match="is a file; give a folder"):
+        train(TrainConfig(embed_dim=2, steps=2, lr=0.01), P, u, device=CPU,
+              progress=False, out_dir=f)
+
+
+def test_bad_run_info_and_until_are_refused(tmp_path):
+    P, u = _problem(V=10)
+    cfg = TrainConfig(embed_dim=2, steps=2, lr=0.01)
+    with pytest.raises(QwemError, match="run_info must be a dict of JSON values"):
+        train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+              run_info={"x": object()})
+    with pytest.raises(QwemError, match="run_info must be a dict"):
+        train(cfg, P, u, device=CPU, progress=False, run_info=["window", 3])
+    with pytest.raises(QwemError, match="until must be an integer >= 0, got -1"):
+        train(cfg, P, u, device=CPU, progress=False, until=-1)
+    with pytest.raises(QwemError, match=r"unigram must be a \(10,\) tensor"):
+        train(cfg, P, u[:9], device=CPU, progress=False)
+
+
+# ----------------------------------------------------------------------------------
+# options: type, finiteness and range, one line naming the option and its flag
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(init_scale=0.0), "init_scale (--init-scale) must be a finite number > 0, "
+                           "got 0.0"),
+    (dict(init_scale=-1e-3), "init_scale (--init-scale) must be a finite number > 0"),
+    (dict(init_scale=float("nan")), "init_scale (--init-scale) must be a finite"),
+    (dict(lr=float("inf")), "lr (--lr) must be a finite number > 0 or 'auto', got inf"),
+    (dict(lr=0), "lr (--lr) must be a finite number > 0 or 'auto', got 0"),
+    (dict(lr="fast"), "lr (--lr) must be a finite number > 0 or 'auto', got 'fast'"),
+    (dict(negatives=float("inf")), "negatives (--negatives) must be a finite number "
+                                   "> 0, got inf"),
+    (dict(negatives=0.0), "negatives (--negatives) must be a finite number > 0"),
+    (dict(subsample_t=-1e-5), "subsample_t must be a finite number > 0"),
+    (dict(steps=0), "steps (--steps) must be an integer >= 1 or 'auto', got 0"),
+    (dict(steps=10.0), "steps (--steps) must be an integer >= 1 or 'auto', got 10.0"),
+    (dict(steps=True), "steps (--steps) must be an integer >= 1 or 'auto', got True"),
+    (dict(batch_size=0), "batch_size (--batch-size) must be an integer >= 1 or None "
+                         "(None: full batch), got 0"),
+    (dict(embed_dim=np.float64(2.0)), "embed_dim (--dim) must be an integer >= 1, "
+                                      "got 2.0"),
+    (dict(n_checkpoints=0), "n_checkpoints (--checkpoints) must be an integer >= 1"),
+    (dict(max_steps=-5), "max_steps (--max-steps) must be an integer >= 1, got -5"),
+    (dict(seed=10**23), "seed (--seed) must be an integer from 0 to "
+                        "9,223,372,036,854,775,807, got 100000000000000000000000"),
+    (dict(seed=-1), "seed (--seed) must be an integer from 0 to"),
+    (dict(seed=1.5), "seed (--seed) must be an integer from 0 to"),
+    (dict(dtype="float16"), "unknown dtype (--dtype) 'float16'; use one of float64, "
+                            "float32"),
+    (dict(loss="mse"), "unknown loss (--loss) 'mse'; use one of qwem, sgns"),
+    (dict(time_factor=float("inf")), "time_factor must be a finite number > 0"),
+    (dict(lr_safety=1.0), "lr_safety must be a finite number > 0 and < 1, got 1.0"),
+])
+def test_train_config_options_are_checked(kwargs, message):
+    with pytest.raises(QwemError) as e:
+        TrainConfig(**kwargs)
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_train_config_accepts_numpy_numbers_as_python_ones():
+    cfg = TrainConfig(embed_dim=np.int64(3), init_scale=np.float32(0.5),
+                      lr=np.float64(0.1), steps=np.int32(7), batch_size=np.uint16(8),
+                      seed=np.int64(2**63 - 1), n_checkpoints=np.int8(4),
+                      negatives=np.int64(2), max_steps=np.int64(10))
+    d = cfg.to_dict()
+    assert json.loads(json.dumps(d)) == d  # plain JSON
+    for name in ("embed_dim", "steps", "batch_size", "seed", "n_checkpoints",
+                 "max_steps"):
+        assert type(d[name]) is int, name
+    for name in ("init_scale", "lr", "negatives"):
+        assert type(d[name]) is float, name
+    assert d["seed"] == 2**63 - 1 and d["init_scale"] == 0.5
+    P, u = _problem(V=10)
+    res = train(TrainConfig(embed_dim=np.int64(2), steps=np.int64(3), lr=0.01,
+                            seed=np.int64(2**63 - 1)), P, u, device=CPU,
+                progress=False)
+    assert torch.isfinite(res.W).all()
+
+
+def test_huge_negatives_do_not_give_nan_embeddings():
+    with pytest.raises(QwemError, match="negatives"):
+        TrainConfig(negatives=float("inf"))
+    P, u = _problem(V=10)
+    with pytest.raises(QwemError, match="negatives"):
+        reweighting("setting31", P, u, negatives=float("inf"))
+
+
+def test_refusals_come_before_out_dir_is_touched(tmp_path):
+    """A run refused for its settings leaves another run's files as they were, even
+    with overwrite=True."""
+    _interrupted(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    P, u = _problem(V=10)
+    for cfg in (TrainConfig(embed_dim=2, steps=2, lr=0.01, batch_size=8,
+                            basis="eigen"),
+                TrainConfig(embed_dim=10, steps=2, lr=0.01)):
+        with pytest.raises(QwemError):
+            train(cfg, P, u, device=CPU, progress=False, out_dir=tmp_path,
+                  overwrite=True)
+    with pytest.raises(QwemError, match="--device"):
+        train(TrainConfig(embed_dim=2, steps=2, lr=0.01), P, u, device="gpu",
+              progress=False, out_dir=tmp_path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

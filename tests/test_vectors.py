@@ -126,3 +126,92 @@ def test_load_missing_and_binary(tmp_path):
     p.write_bytes(b"2 2\nx \xff\xfe\x00\x01\n")
     with pytest.raises(QwemError, match="binary"):
         load_word2vec(p)
+
+
+def test_load_accepts_a_utf8_bom_and_str_or_path(tmp_path):
+    W = _matrix(V=4, D=3)
+    words = ["naïve", "b", "c", "d"]
+    plain = save_word2vec(tmp_path / "v.txt", words, W)
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    for p in (bom, str(bom), plain, str(plain)):
+        got_words, got = load_word2vec(p)
+        assert got_words == words  # the mark is not part of the header or a word
+        assert np.array_equal(got, load_word2vec(plain)[1])
+    # a mark alone is an empty file
+    (tmp_path / "only.txt").write_bytes(b"\xef\xbb\xbf\n")
+    with pytest.raises(QwemError, match="only.txt is empty"):
+        load_word2vec(tmp_path / "only.txt")
+
+
+@pytest.mark.parametrize("token", ["nan", "NaN", "-nan", "inf", "-Infinity", "1e400"])
+def test_load_refuses_non_finite_values_naming_the_line(tmp_path, token):
+    p = tmp_path / "diverged.txt"
+    p.write_text(f"3 2\nx 1 2\ny 3 4\nz 5 {token}\n")
+    with pytest.raises(QwemError) as info:
+        load_word2vec(str(p))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"diverged.txt line 4 ('z') has a non-finite value {token!r}" in msg
+
+
+def test_eval_command_exits_2_on_a_nan_file(tmp_path, capsys):
+    from qwem_lib import cli
+
+    p = tmp_path / "nan.txt"
+    p.write_text("2 2\nking 1 nan\nqueen 1 2\n")
+    assert cli.main(["eval", str(p), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qwem: error: load_word2vec: ") and err.count("\n") == 1
+    assert "nan.txt line 2 ('king') has a non-finite value 'nan'" in err
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("2 3 4\nx 1 2\ny 1 2\n", "line 1 should be the header"),
+        ("-1 2\n", "line 1 should be the header"),
+        ("2.0 2\nx 1 2\ny 1 2\n", "line 1 should be the header"),
+        ("2 0\nx\ny 1 2\n", "line 3 has 3 fields, expected 1"),
+        ("2 2\nx 1 2\ny 1_0 2\n", "line 3 has a non-numeric value '1_0'"),
+        ("2 2\nx 0x1 2\ny 1 2\n", "line 2 has a non-numeric value '0x1'"),
+        ("2 2\nx 1 2\ny 1,5 2\n", "line 3 has a non-numeric value '1,5'"),
+    ],
+)
+def test_load_malformed_rows_and_headers(tmp_path, content, match):
+    p = tmp_path / "bad.txt"
+    p.write_text(content)
+    with pytest.raises(QwemError, match=match) as info:
+        load_word2vec(p)
+    assert "bad.txt" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_load_zero_dimensions(tmp_path):
+    p = tmp_path / "d0.txt"
+    p.write_text("2 0\nx\ny \n")
+    words, W = load_word2vec(p)
+    assert words == ["x", "y"] and W.shape == (2, 0)
+
+
+def test_load_refuses_a_folder_and_utf16(tmp_path):
+    with pytest.raises(QwemError, match="is a folder"):
+        load_word2vec(tmp_path)
+    p = tmp_path / "wide.txt"
+    p.write_bytes(b"\xff\xfe" + "1 2\nx 1 2\n".encode("utf-16-le"))
+    with pytest.raises(QwemError, match="UTF-16LE.*iconv -f UTF-16LE -t UTF-8"):
+        load_word2vec(p)
+
+
+def test_save_refuses_non_finite_and_writes_nothing(tmp_path):
+    dest = tmp_path / "v.txt"
+    dest.write_text("old contents\n")
+    W = torch.ones(3, 4)
+    W[2, 1] = float("nan")
+    with pytest.raises(QwemError, match=r"row 2 \('c'\), column 1") as info:
+        save_word2vec(dest, ["a", "b", "c"], W)
+    assert "\n" not in str(info.value)
+    assert dest.read_text() == "old contents\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.txt"]
+    with pytest.raises(QwemError, match="non-finite"):
+        save_word2vec(str(dest), ["a"], np.array([[-np.inf, 0.0]]))
+    assert dest.read_text() == "old contents\n"

@@ -3,6 +3,7 @@ step's gradient, and the trainer (both engines: learning, threads, resume,
 divergence), against hand-worked cases and independent code.  The compiled kernel's
 updates are checked against a per-pair reference in test_sgns_cpu.py."""
 
+import json
 import math
 
 import numpy as np
@@ -342,7 +343,7 @@ def test_resume_on_two_threads_continues(tmp_path):
     assert res.checkpoint_words[:len(part.checkpoint_words)] == part.checkpoint_words
     assert res.checkpoint_words[-1] == 2 * len(ids)
     assert res.history.loss[-1] < res.history.loss[0]
-    with pytest.raises(QwemError, match="threads=2"):
+    with pytest.raises(QwemError, match="another run: threads is 2 there and 1 here"):
         train_word2vec(cfg, ids, V, until=len(ids), resume=True,
                        **dict(kw, threads=1, out_dir=tmp_path))
 
@@ -431,3 +432,173 @@ def test_bundled_sample_learns_analogies_and_neighbours():
         top = [words[j] for j in S[i].argsort(descending=True)[1:6].tolist()]
         print(word, "->", top)
         assert len(group & set(top)) >= 3, top
+
+
+# ----------------------------------------------------------------------------------
+# (9) resume continues the same run, or is refused naming what differs
+# ----------------------------------------------------------------------------------
+
+_W2V_RUN = dict(window=4, scheme="text8", vocab_size=16, corpus="sha256:" + "ab" * 32)
+
+
+def _w2v_interrupted(out, **kw):
+    ids, V = _two_topics(n_segments=30, seg=50)
+    cfg = Word2VecConfig(embed_dim=4, window=4, negatives=2, subsample=0, epochs=2,
+                         block_tokens=300)
+    run = dict(device=CPU, progress=False, threads=1, n_checkpoints=6, **kw)
+    train_word2vec(cfg, ids, V, out_dir=out, until=len(ids) // 2,
+                   run_info=_W2V_RUN, **run)
+    return cfg, ids, V, run
+
+
+def test_w2v_resume_with_run_info_is_bitwise(tmp_path):
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    ref = train_word2vec(cfg, ids, V, **run)
+    res = train_word2vec(cfg, ids, V, out_dir=tmp_path, resume=True,
+                         run_info=dict(_W2V_RUN), **run)
+    assert torch.equal(res.W, ref.W)
+    assert res.history.to_dict() == ref.history.to_dict()
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(cfg=dict(window=3)), "window is 4 there and 3 here"),
+    (dict(cfg=dict(negatives=3, lr=0.05)),
+     "negatives is 2 there and 3 here, lr is 0.025 there and 0.05 here"),
+    (dict(run_info=dict(corpus="sha256:" + "cd" * 32)), "the corpus differs"),
+    (dict(run_info=dict(scheme="auto")), "scheme is 'text8' there and 'auto' here"),
+    (dict(ids="other"), "the token stream differs"),
+    (dict(ids="longer"), "n_tokens is 1500 there and 1501 here, the token stream "
+                         "differs"),
+    (dict(run=dict(n_checkpoints=7)), "n_checkpoints is 6 there and 7 here"),
+    (dict(run=dict(engine="torch")), "engine is 'kernel' there and 'torch' here"),
+])
+def test_w2v_resume_of_another_run_is_refused(tmp_path, change, expected):
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    cfg = Word2VecConfig(**{**cfg.to_dict(), **change.get("cfg", {})})
+    if change.get("ids") == "other":
+        ids = ids.copy()
+        ids[[5, 6]] = ids[[6, 5]] if ids[5] != ids[6] else ids[[7, 5]]
+    elif change.get("ids") == "longer":
+        ids = np.append(ids, ids[0])
+    run = {**run, **change.get("run", {})}
+    with pytest.raises(QwemError) as e:
+        train_word2vec(cfg, ids, V, out_dir=tmp_path, resume=True,
+                       run_info={**_W2V_RUN, **change.get("run_info", {})}, **run)
+    assert str(e.value) == (
+        f"the checkpoint {tmp_path / 'checkpoint.npz'} belongs to another run: "
+        f"{expected}; resume with the same settings, or start afresh with "
+        "overwrite=True (--overwrite) instead of resuming")
+
+
+def test_w2v_resume_with_another_vocabulary_is_refused_before_shapes(tmp_path):
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    ids2 = np.append(ids, V)  # one more word
+    with pytest.raises(QwemError, match=r"another run: vocab_size is 16 there and 17 "
+                                        r"here, n_tokens is 1500 there and 1501 here"):
+        train_word2vec(cfg, ids2, V + 1, out_dir=tmp_path, resume=True,
+                       run_info=_W2V_RUN, **run)
+
+
+@pytest.mark.parametrize("cut", [0, 7, 500, -400, -1])
+def test_w2v_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, cut):
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    ck = tmp_path / "checkpoint.npz"
+    ck.write_bytes(ck.read_bytes()[:cut])
+    with pytest.raises(QwemError, match=r"cannot read the checkpoint .*; delete it to "
+                                        r"start afresh \(overwrite=True") as e:
+        train_word2vec(cfg, ids, V, out_dir=tmp_path, resume=True,
+                       run_info=_W2V_RUN, **run)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(W=np.zeros((16, 5), np.float32)), r"the array\(s\) W have the wrong shape"),
+    (dict(kernel_pos=np.zeros((2, 4), np.int64)), "kernel_pos have the wrong shape"),
+    (dict(checkpoint_words=np.zeros(1, np.int64)), "history have the wrong shape"),
+    (dict(history=np.array("{")), "history have the wrong shape or content"),
+])
+def test_w2v_checkpoint_with_wrong_arrays_is_one_line(tmp_path, bad, match):
+    from qwem_lib.history import save_checkpoint
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    ck = tmp_path / "checkpoint.npz"
+    with np.load(ck) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    save_checkpoint(ck, meta, **{**arrays, **bad})
+    with pytest.raises(QwemError, match=f"cannot read the checkpoint .*{match}"):
+        train_word2vec(cfg, ids, V, out_dir=tmp_path, resume=True,
+                       run_info=_W2V_RUN, **run)
+
+
+def test_w2v_new_run_does_not_mix_with_another(tmp_path):
+    cfg, ids, V, run = _w2v_interrupted(tmp_path)
+    with pytest.raises(QwemError, match=r"already holds a run \(checkpoint\.npz\); "
+                                        r"use resume=True \(--resume\) to continue "
+                                        r"it, overwrite=True \(--overwrite\)"):
+        train_word2vec(cfg, ids, V, out_dir=tmp_path, **run)
+    ref = train_word2vec(cfg, ids, V, **run)
+    res = train_word2vec(cfg, ids, V, out_dir=tmp_path, overwrite=True, **run)
+    assert torch.equal(res.W, ref.W)
+    assert History.load(tmp_path / "history.json").to_dict() == ref.history.to_dict()
+
+
+# ----------------------------------------------------------------------------------
+# (10) options
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(negatives=float("inf")), "negatives (--negatives) must be an integer from 1 "
+                                   "to 1,000, got inf"),
+    (dict(negatives=5.0), "negatives (--negatives) must be an integer from 1 to"),
+    (dict(negatives=10**6), "negatives (--negatives) must be an integer from 1 to"),
+    (dict(window=0), "window (--window) must be an integer from 1 to 1,000, got 0"),
+    (dict(window=10**4), "window (--window) must be an integer from 1 to 1,000"),
+    (dict(window=2.0), "window (--window) must be an integer from 1 to 1,000, got 2.0"),
+    (dict(window=True), "window (--window) must be an integer from 1 to 1,000"),
+    (dict(seed=10**23), "seed (--seed) must be an integer from 0 to "
+                        "9,223,372,036,854,775,807, got 100000000000000000000000"),
+    (dict(lr=float("inf")), "lr (--lr) must be a finite number > 0, got inf"),
+    (dict(subsample=float("nan")), "subsample (--subsample) must be a finite number "
+                                   ">= 0, got nan"),
+    (dict(neg_power=float("inf")), "neg_power (--neg-power) must be a finite number"),
+    (dict(init_scale=0.0), "init_scale (--init-scale) must be a finite number > 0"),
+    (dict(init_scale=float("inf")), "init_scale (--init-scale) must be a finite"),
+    (dict(epochs=np.float32(1)), "epochs (--epochs) must be an integer >= 1, got 1.0"),
+    (dict(embed_dim=False), "embed_dim (--dim) must be an integer >= 1, got False"),
+    (dict(tied="yes"), "tied must be True or False"),
+])
+def test_w2v_config_options_are_checked(kwargs, message):
+    with pytest.raises(QwemError) as e:
+        Word2VecConfig(**kwargs)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_w2v_config_accepts_numpy_numbers_as_python_ones():
+    cfg = Word2VecConfig(embed_dim=np.int64(4), window=np.int32(3),
+                         negatives=np.int64(2), epochs=np.uint8(1),
+                         lr=np.float32(0.05), subsample=np.float64(0),
+                         neg_power=np.float64(0.75), seed=np.int64(2**63 - 1),
+                         init_scale=np.float64(0.2), tied=np.bool_(True))
+    d = cfg.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    ints = ("embed_dim", "window", "negatives", "epochs", "seed")
+    assert [type(d[k]) for k in ints] == [int] * 5
+    assert [type(d[k]) for k in ("lr", "subsample", "neg_power", "init_scale")] \
+        == [float] * 4
+    assert d["tied"] is True and d["seed"] == 2**63 - 1
+    ids, V = _two_topics(n_segments=10, seg=40)
+    for run in (dict(engine="kernel", threads=1), dict(engine="torch")):
+        res = train_word2vec(cfg, ids, V, device=CPU, progress=False,
+                             n_checkpoints=np.int64(2), **run)
+        assert torch.isfinite(res.W).all()
+
+
+def test_w2v_until_and_run_info_checked():
+    ids, V = _two_topics(n_segments=10, seg=40)
+    cfg = Word2VecConfig(embed_dim=2, window=2)
+    with pytest.raises(QwemError, match="until must be an integer >= 0"):
+        train_word2vec(cfg, ids, V, device=CPU, progress=False, until=1.5)
+    with pytest.raises(QwemError, match="run_info must be a dict"):
+        train_word2vec(cfg, ids, V, device=CPU, progress=False, run_info="x")
+    with pytest.raises(QwemError, match=r"device \(--device\) 'gpu'"):
+        train_word2vec(cfg, ids, V, device="gpu", progress=False)
