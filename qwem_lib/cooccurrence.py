@@ -267,10 +267,10 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
     require_dense(vocab_size, COUNT_BYTES_PER_ENTRY, device,
                   what="counting pairs (dense V x V statistics)",
                   overhead=COUNT_OVERHEAD_BYTES + COUNT_BYTES_PER_TOKEN * len(ids))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(ids), desc="co-occurrence", unit="tok", unit_scale=True)
+    from .progress import bar as progress_bar
+
+    bar = progress_bar(progress, total=len(ids), desc="co-occurrence", unit="tok",
+                       unit_scale=True)
     try:
         if device.type == "cpu":
             n_threads = n_threads or max(1, torch.get_num_threads())

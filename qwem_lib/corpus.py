@@ -644,10 +644,10 @@ def iter_mediawiki(fh, path: str | os.PathLike = "<stream>") -> Iterator[bytes]:
 
 
 def _progress_bar(path: Path, progress: bool):
-    from tqdm import tqdm
+    from .progress import bar
 
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                unit_divisor=1024, desc=f"reading {path.name}", disable=not progress)
+    return bar(progress, total=path.stat().st_size, unit="B", unit_scale=True,
+               unit_divisor=1024, desc=f"reading {path.name}")
 
 
 def _tracked(chunks: Iterable[tuple[bytes, int]], bar) -> Iterator[bytes]:

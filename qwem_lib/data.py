@@ -249,7 +249,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
     Path
         ``dest``.
     """
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     dest = Path(dest)
     fix = (f"download it yourself (e.g. `curl -L -o {dest} {url}`), or put the file in "
@@ -262,8 +262,9 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
                     open(tmp, "wb") as out:
                 total = resp.headers.get("Content-Length") if resp.headers else None
                 total = int(total) if total and total.isdigit() else size
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                          desc=f"downloading {dest.name}", disable=not progress) as bar:
+                with progress_bar(progress, total=total, unit="B", unit_scale=True,
+                                  unit_divisor=1024,
+                                  desc=f"downloading {dest.name}") as bar:
                     while block := resp.read(1 << 20):
                         out.write(block)
                         digest.update(block)

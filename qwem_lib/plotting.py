@@ -43,8 +43,14 @@ THEORY: dict[str, Any] = dict(color="k", ls="--", lw=1.2, zorder=3)
 #: caller): ``ax.plot(t, s2, color=BLUE, **EXPERIMENT)``.
 EXPERIMENT: dict[str, Any] = dict(ls="-", lw=1.6, zorder=2)
 
-#: Size of one panel in inches (width, height); figures grow with the panel count.
+#: Size of one panel in inches (width, height): its shape; :func:`new_figure` scales a
+#: figure to the page.
 PANEL_SIZE: tuple[float, float] = (3.6, 2.8)
+
+#: Width in inches of a figure that fills the book's text column, and the least width
+#: of a single panel, so that text in every figure prints at about the same size.
+PAGE_WIDTH: float = 7.5
+MIN_WIDTH: float = 5.4
 
 _RC: dict[str, Any] = {
     "figure.dpi": 110,
@@ -93,14 +99,19 @@ def new_figure(
     squeeze: bool = True,
     **subplot_kw: Any,
 ):
-    """A figure with an ``nrows x ncols`` grid of panels of the book's size.
+    """A figure with an ``nrows x ncols`` grid of panels, sized for the page.
+
+    The grid of panels of ``panel_size`` is scaled, keeping its shape, to the width
+    of the text column (:data:`PAGE_WIDTH`) when it is about that wide or wider,
+    and up to :data:`MIN_WIDTH` when it is narrower, so that fonts come out at one
+    size in every figure.
 
     Parameters
     ----------
     ncols, nrows : int
         Grid shape.
     panel_size : (float, float), optional
-        Width and height of one panel in inches; default :data:`PANEL_SIZE`.
+        Shape of one panel (width, height in inches); default :data:`PANEL_SIZE`.
     squeeze : bool
         As in ``plt.subplots``: a single panel comes back as one ``Axes``.
     **subplot_kw
@@ -114,8 +125,12 @@ def new_figure(
     import matplotlib.pyplot as plt
 
     w, h = panel_size or PANEL_SIZE
-    return plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=squeeze,
-                        **subplot_kw)
+    natural = w * ncols
+    width = PAGE_WIDTH if natural >= 0.9 * PAGE_WIDTH else min(max(natural, MIN_WIDTH),
+                                                               PAGE_WIDTH)
+    scale = width / natural
+    return plt.subplots(nrows, ncols, figsize=(width, h * nrows * scale),
+                        squeeze=squeeze, **subplot_kw)
 
 
 def plot_theory(ax, x, y, label: str | None = "theory", **kwargs: Any):

@@ -191,10 +191,9 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
         return EighResult(w, U, res, V, 0)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     X = torch.randn(V, b, generator=gen, dtype=dtype).to(device)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=k, desc="eigenpairs", unit="pair")
+    from .progress import bar as progress_bar
+
+    bar = progress_bar(progress, total=k, desc="eigenpairs", unit="pair")
     try:
         n_mv = restarts = 0
         if work_dtype is not None and (torch.finfo(work_dtype).eps
@@ -270,9 +269,9 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
         if entry is not None:
             return (torch.from_numpy(entry["eigvals"]).to(M.device),
                     torch.from_numpy(entry["eigvecs"]).to(M.device))
-    if progress:
-        from tqdm.auto import tqdm
-        tqdm.write(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...")
+    from .progress import note
+
+    note(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...", progress)
     if M64.device.type == "cpu":
         # scipy's LAPACK divide and conquer is faster here than torch's (bench/README)
         import scipy.linalg

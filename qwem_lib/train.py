@@ -710,7 +710,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         ``out_dir`` holds another run, or its checkpoint belongs to another run or is
         damaged; if the loss or W becomes NaN/inf (names the step and the lr).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     if not isinstance(config, TrainConfig):
         raise QwemError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -861,8 +861,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         if callback is not None:
             callback(0, 0.0, words_view())
     refresh = max(1, steps // 1000)
-    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step",
-               dynamic_ncols=True)
+    bar = progress_bar(progress, total=steps, initial=start, unit="step")
     try:
         for step in range(start + 1, stop + 1):
             if not step_once():

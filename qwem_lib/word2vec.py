@@ -567,7 +567,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         On bad input, or if the loss or W becomes NaN/inf, or the running loss per
         pair rises to twice its start (names the step and lr).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     if not isinstance(config, Word2VecConfig):
         raise QwemError(f"config must be a Word2VecConfig, got "
@@ -616,8 +616,8 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     sample = _eval_sample(ids, keep, config, sampler, dev)
     goal = total if until is None else min(int(until), total)
     marks = checkpoint_words(total, n_checkpoints)
-    bar = tqdm(total=total, initial=eng.words_done, disable=not progress,
-               unit="word", unit_scale=True, dynamic_ncols=True)
+    bar = progress_bar(progress, total=total, initial=eng.words_done,
+                       unit="word", unit_scale=True)
     run = _Session(config, name, eng, W, C, history, ck_words, sample=sample,
                    words=words, questions=questions, dev=dev, ck_path=ck_path,
                    meta=meta, bar=bar)

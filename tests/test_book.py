@@ -1,7 +1,7 @@
 """The book's sources agree with each other.
 
 Chapter pairs (``book/NN_topic.md`` and its ``.ipynb`` for Colab) hold the same cells and
-no outputs; every chapter opens with the Colab badge, the hidden setup cell and the
+no outputs; every chapter opens with the Colab link, the hidden setup cell and the
 ``QWEM_SCALE`` configuration cell; the table of contents names existing files; every
 citation key is in ``book/references.bib``.  Executing the chapters is nbval's job
 (``make test``), building them jupyter-book's (``make book``).
@@ -106,11 +106,13 @@ def test_chapter_is_in_toc(md):
 
 
 @chapter
-def test_chapter_has_colab_badge(md):
+def test_chapter_has_colab_link(md):
     org_repo = REPO_URL.split("github.com/", 1)[1]
     link = (f"https://colab.research.google.com/github/{org_repo}/blob/{BRANCH}/"
             f"{md.relative_to(ROOT).with_suffix('.ipynb').as_posix()}")
-    assert link in md.read_text(encoding="utf-8"), f"no Colab badge linking {link}"
+    text = md.read_text(encoding="utf-8")
+    assert f"[Open in Colab]({link})" in text, f"no Colab link to {link}"
+    assert "colab-badge.svg" not in text      # an external image: broken offline
 
 
 @chapter
@@ -120,15 +122,14 @@ def test_chapter_setup_cell(md):
     assert "remove-cell" in setup.metadata.get("tags", []), "setup cell must be hidden"
     assert '"google.colab" in sys.modules' in src, "install only when in Colab"
     assert f"git+{REPO_URL}" in src, f"Colab install line must use {REPO_URL}"
-    assert "plotting.style()" in src
-    assert "torch.cuda.is_available()" in src
+    assert "device = book.setup()" in src   # figure style, seeds, CUDA when available
 
 
 @chapter
 def test_chapter_reads_scale(md):
-    pattern = re.compile(r"""os\.environ\.get\(\s*["']QWEM_SCALE["']""")
-    assert any(pattern.search(c.source) for c in _code_cells(md)), (
-        "no configuration cell reading QWEM_SCALE")
+    cells = _code_cells(md)
+    assert "SCALE = book.scale()" in cells[1].source, (
+        "the configuration cell (the first visible one) must read the scale switch")
 
 
 @chapter
@@ -210,3 +211,53 @@ def test_book_times_reports_each_chapter(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"01_a\s+12\s+from the cache", out)
     assert re.search(r"executed in this build\s+0\b", out)
+
+
+def test_figures_fill_the_text_column():
+    """Every figure is scaled to the page: multi-panel figures to the column's width,
+    single panels to at least MIN_WIDTH, panel shapes kept."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qwem_lib import plotting
+
+    for args, kw, width in [((3,), {}, plotting.PAGE_WIDTH),
+                            ((2, 2), {}, plotting.PAGE_WIDTH),
+                            ((1,), {}, plotting.MIN_WIDTH),
+                            ((1,), {"panel_size": (8, 3)}, plotting.PAGE_WIDTH),
+                            ((5,), {"panel_size": (2.8, 2.6)}, plotting.PAGE_WIDTH)]:
+        fig, _ = plotting.new_figure(*args, **kw)
+        w, h = fig.get_size_inches()
+        pw, ph = kw.get("panel_size", plotting.PANEL_SIZE)
+        ncols, nrows = (args + (1,))[:2]
+        assert w == pytest.approx(width)
+        assert (w / ncols) / (h / nrows) == pytest.approx(pw / ph)   # shape kept
+        plt.close(fig)
+
+
+def test_book_table_renders_markdown():
+    from qwem_lib import book
+
+    md = book.table([("svd(M*)", 0.5034, None), ("a|b", 0.25, 12)],
+                    ["method", "analogies", "time (s)"], formats=["", ".1%", ".0f"])
+    lines = md.data.splitlines()
+    assert lines[0] == "| method | analogies | time (s) |"
+    assert lines[1] == "|:---|---:|---:|"                 # numbers right-aligned
+    assert lines[2] == "| svd(M*) | 50.3% | – |"
+    assert lines[3] == "| a\\|b | 25.0% | 12 |"
+    with pytest.raises(ValueError, match="3 cells"):
+        book.table([(1, 2)], ["a", "b", "c"])
+
+
+def test_book_scale_switch(monkeypatch):
+    from qwem_lib import book
+    from qwem_lib.errors import QwemError
+
+    monkeypatch.delenv("QWEM_SCALE", raising=False)
+    assert book.scale() == "full"
+    monkeypatch.setenv("QWEM_SCALE", "small")
+    assert book.scale() == "small"
+    monkeypatch.setenv("QWEM_SCALE", "huge")
+    with pytest.raises(QwemError, match="QWEM_SCALE"):
+        book.scale()
