@@ -66,9 +66,8 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     ...     tmp.write_text("done")
     """
     dest = Path(dest)
-    target = Path(os.path.realpath(dest))
     try:
-        st = os.stat(target)
+        st = os.stat(dest)  # through links, /dev/stdout's to a pipe included
     except FileNotFoundError:
         st = None
     except OSError as exc:
@@ -76,6 +75,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise QwemError(f"{dest} is a folder; give a file name")
     special = st is not None and not stat.S_ISREG(st.st_mode)
+    target = dest if special else Path(os.path.realpath(dest))
     try:
         if not special:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +153,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _writable(path: Path) -> str | None:
     """Why ``path`` cannot be written as an output, or None if it can."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a device, FIFO, /dev/stdout
+            return None if os.access(path, os.W_OK) else "it is read-only"
+    except OSError:
+        pass  # not there (yet)
     target = Path(os.path.realpath(path))
     if target.exists():
         if not os.access(target, os.W_OK):

@@ -142,3 +142,16 @@ def test_strict_json_has_no_nan_or_infinity(tmp_path):
     write_json(tmp_path / "r.json", obj)
     json.loads((tmp_path / "r.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"non-strict token {c}"))
+
+
+def test_dev_stdout_into_a_pipe_is_written_into():
+    """/dev/stdout links to a pipe that has no path: it is opened, not replaced."""
+    import subprocess
+    import sys
+
+    code = ("from qwem_lib._atomic import check_outputs, write_text\n"
+            "check_outputs([('--out', '/dev/stdout')])\n"
+            "write_text('/dev/stdout', 'through stdout')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "through stdout"
