@@ -41,14 +41,13 @@ same mean gradient, hence the same ``Δt`` per step.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import QwemError
+from .targets import _real
 
 __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "sequential_init_projection", "init_scale_to_s2",
@@ -60,18 +59,6 @@ __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
 _F64 = torch.float64
 
 
-def _real(value, name: str, *, gt: float | None = None,
-          ge: float | None = None) -> float:
-    """``value`` as a float if it is a finite number ``> gt`` / ``>= ge`` (Python or
-    numpy numbers; not bools), else a one-line :class:`QwemError` naming ``name``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (gt is None or v > gt) and (ge is None or v >= ge):
-            return v
-    bound = f" > {gt:g}" if gt is not None else f" >= {ge:g}" if ge is not None else ""
-    if isinstance(value, np.generic):
-        value = value.item()
-    raise QwemError(f"{name} must be a finite number{bound}, got {value!r}")
 
 
 def _t64(x) -> torch.Tensor:
