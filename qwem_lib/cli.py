@@ -8,6 +8,10 @@
 ``qwem theory`` the closed-form timescales and singular-value curves of training
 ``qwem tasks``  embeddings -> task-vector analysis per analogy category (spiked
                 Marchenko-Pastur fit, SNR, localisation), as a table and JSON
+``qwem neighbors``  embeddings -> nearest words to words or analogy expressions
+
+Embeddings are read in word2vec text or binary format or GloVe's text, compressed
+(gzip, bz2, xz) or not, detected from the content (``--format`` forces one).
 
 Errors caused by input print one line, ``qwem: error: ...``, and exit with status 2;
 no partial output file is left behind, and no output replaces an input (checked before
@@ -57,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="qwem", description="word2vec as matrix factorisation of M* "
         "(Karkada et al., NeurIPS 2025): closed-form embeddings and evaluation.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"qwem {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     e = sub.add_parser("embed", help="closed-form embeddings of a corpus",
@@ -91,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("eval", help="benchmark scores of embeddings as JSON",
                        description="Google analogies (paper and classic protocols, "
                        "per category), MEN, WS353 and its splits, with coverage.")
-    v.add_argument("file", help="embeddings in word2vec text format")
+    v.add_argument("file", help=_FILE_HELP)
+    _format_arg(v)
     v.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     v.add_argument("--out", metavar="JSON", help="also write the report here")
     v.set_defaults(func=_cmd_eval)
@@ -189,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Marchenko-Pastur fit of the spectrum of (1/d) R R^T with "
                        "its outliers, the SNR and the inverse participation ratio "
                        "of the mean task vector.")
-    k.add_argument("file", help="embeddings in word2vec text format")
+    k.add_argument("file", help=_FILE_HELP)
+    _format_arg(k)
     k.add_argument("--dims", default=None, metavar="D1,D2,...",
                    help="numbers of leading features (default: powers of 2 up to "
                    "the dimension, and the dimension)")
@@ -198,7 +207,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "Google analogies)")
     k.add_argument("--out", metavar="JSON", help="also write the report here")
     k.set_defaults(func=_cmd_tasks)
+
+    n = sub.add_parser("neighbors", help="nearest words to words or analogy "
+                       "expressions",
+                       description="For each QUERY, a word or an expression in one "
+                       "quoted argument such as 'king - man + woman', the k words "
+                       "whose embeddings have the largest cosine with the sum of the "
+                       "positive minus the negative words' unit embeddings (3CosAdd; "
+                       "the query words themselves are left out, as in the analogy "
+                       "protocol). Words are matched case-insensitively.")
+    n.add_argument("file", help=_FILE_HELP)
+    n.add_argument("query", nargs="+", metavar="QUERY",
+                   help="a word, or terms joined by ' + ' and ' - '")
+    n.add_argument("-k", type=_int, default=10, metavar="K",
+                   help="neighbours per query (default 10)")
+    _format_arg(n)
+    n.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    n.set_defaults(func=_cmd_neighbors)
     return p
+
+
+_FILE_HELP = ("embeddings: word2vec text or binary, or GloVe text, optionally gzip, "
+              "bz2 or xz compressed (detected from the content)")
+
+
+def _format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("auto", "text", "binary", "glove"),
+                   default="auto",
+                   help="embeddings format: word2vec text, word2vec binary or GloVe's "
+                   "header-less text (default: detected from the content)")
 
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:
@@ -327,7 +364,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                   [("FILE", args.file)] + [("(evaluation set)", eval_path(name))
                                            for name in EVAL_FILES])
     device = default_device(args.device)
-    words, W = load_word2vec(args.file)
+    words, W = load_word2vec(args.file, args.format)
     result = report(W, words, device=device)
     text = strict_json(result, indent=2)
     print(text)
@@ -526,7 +563,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     check_outputs([("--out", args.out)],
                   [("FILE", args.file),
                    ("--questions", args.questions or eval_path("questions-words"))])
-    words, W = load_word2vec(args.file)
+    words, W = load_word2vec(args.file, args.format)
     dims = _dims(args.dims, W.shape[1])
     tasks = task_vectors(principal_axes(W), words, args.questions)
     if not tasks:
@@ -552,6 +589,28 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     if args.out:
         write_json(args.out, {"file": str(args.file), "dims": dims,
                               "categories": reports}, indent=2)
+    return 0
+
+
+def _cmd_neighbors(args: argparse.Namespace) -> int:
+    from .devices import default_device
+    from .evaluate import neighbors
+    from .vectors import load_word2vec
+
+    if args.k < 1:
+        raise QwemError(f"-k must be at least 1, got {args.k}")
+    device = default_device(args.device)
+    words, W = load_word2vec(args.file, args.format)
+    # every query answered (or refused) before anything is printed
+    answers = [neighbors(W, words, query, k=args.k, device=device)
+               for query in args.query]
+    for n, (query, top) in enumerate(zip(args.query, answers)):
+        if n:
+            print()
+        print(query.strip())
+        width = max((len(w) for w, _ in top), default=0)
+        for rank, (word, cos) in enumerate(top, start=1):
+            print(f"{rank:4d}  {word:<{width}s}  {cos:.4f}")
     return 0
 
 

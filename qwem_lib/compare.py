@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import cache as cache_mod
+from ._repr import short_repr
 from .errors import QwemError
 
 __all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run", "word2vec_run", "gensim_run", "qwem_run",
@@ -69,6 +70,8 @@ class Run:
     cached : bool
         Whether this object was read from the cache.
     """
+
+    __repr__ = short_repr
 
     name: str
     words: list

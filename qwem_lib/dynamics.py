@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._repr import short_repr
 from .errors import QwemError
 from .targets import _real
 
@@ -129,6 +130,8 @@ class Timescales:
         ``inf`` where ``λ_k ≤ 0``.  ``τ_k - t_half = ln(λ/(λ - s^2(0)))/λ ≈
         s^2(0)/λ^2``.
     """
+
+    __repr__ = short_repr
 
     tau: torch.Tensor
     t_half: torch.Tensor
@@ -418,6 +421,8 @@ class FlowSolution:
     n_evals : int
         Number of right-hand-side evaluations.
     """
+
+    __repr__ = short_repr
 
     t: np.ndarray
     singular_values: np.ndarray

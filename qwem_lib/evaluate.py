@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence, Union
@@ -32,6 +33,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from qwem_lib._repr import short_repr
 from qwem_lib.data import eval_path
 from qwem_lib.errors import QwemError
 
@@ -45,6 +47,8 @@ __all__ = [
     "analogy_classic",
     "similarity",
     "feature_words",
+    "parse_query",
+    "neighbors",
     "SubspaceOverlap",
     "singular_basis",
     "subspace_overlap",
@@ -89,6 +93,8 @@ class AnalogyResult:
         ``"paper"`` or ``"classic"``.
     """
 
+    __repr__ = short_repr
+
     accuracy: float
     n: int
     correct: int
@@ -131,6 +137,8 @@ class SimilarityResult:
     n_total : int
         Pairs in the benchmark.
     """
+
+    __repr__ = short_repr
 
     spearman: float
     n: int
@@ -628,6 +636,8 @@ class SubspaceOverlap:
         The squared cosines of the principal angles, descending.
     """
 
+    __repr__ = short_repr
+
     matrix: np.ndarray
     mean_cos2: float
     cos2: np.ndarray
@@ -684,6 +694,114 @@ def subspace_overlap(A, B, k: int | None = None, *, a_basis: bool = False,
     cos = torch.linalg.svdvals(C).clamp(max=1.0)
     return SubspaceOverlap((C * C).numpy(), float((C * C).sum()) / k,
                            (cos * cos).numpy())
+
+
+_OPERATOR = re.compile(r"\s+([+-])\s+")
+
+
+def parse_query(text: str, words: Sequence[str] | None = None
+                ) -> tuple[list[str], list[str]]:
+    """Split a query such as ``"king - man + woman"`` into positive and negative words.
+
+    Terms are joined by ``+`` or ``-`` with spaces around them, so hyphenated words
+    (``well-known``) stay whole; a leading ``-`` negates the first term.  When
+    ``words`` is given, a term that is not in it (case-insensitively) but splits on
+    ``+``/``-`` into words that are (``king-man+woman``) is split.
+
+    Returns
+    -------
+    positive, negative : lists of str
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise QwemError(f"empty query {text!r}; give a word or an expression such as "
+                        "'king - man + woman'")
+    text = text.strip()
+    sign = "+"
+    if text[0] in "+-" and len(text) > 1 and text[1].isspace():
+        sign, text = text[0], text[1:].strip()
+    parts = _OPERATOR.split(text)
+    terms = [(sign, parts[0])] + list(zip(parts[1::2], parts[2::2]))
+    index = None if words is None else _word_index(words)
+    positive: list[str] = []
+    negative: list[str] = []
+    for sign, term in terms:
+        pieces = [(sign, term)]
+        if index is not None and term.lower() not in index and \
+                re.search(r"\w[+-]\w", term):
+            split = re.split(r"(?<=\w)([+-])(?=\w)", term)
+            cand = [(sign, split[0])] + [
+                ("+" if (op == "+") == (sign == "+") else "-", w)
+                for op, w in zip(split[1::2], split[2::2])]
+            if all(w.lower() in index for _, w in cand):
+                pieces = cand
+        for sg, w in pieces:
+            if not w or w in "+-" or any(c.isspace() for c in w):
+                raise QwemError(f"cannot read the query {text!r}: put spaces around "
+                                "'+' and '-', e.g. 'king - man + woman'")
+            (positive if sg == "+" else negative).append(w)
+    if not positive:
+        raise QwemError(f"the query {text!r} has no positive word; e.g. 'king - man + "
+                        "woman'")
+    return positive, negative
+
+
+def neighbors(W, words: Sequence[str], query: str | Sequence[str], *,
+              negative: Sequence[str] = (), k: int = 10, device=None
+              ) -> list[tuple[str, float]]:
+    """Nearest words to a word or an analogy expression (3CosAdd, cosine).
+
+    The query vector is ``Σ û_p - Σ û_n`` over the positive and negative words' unit
+    embeddings (for ``king - man + woman`` the analogy protocol's ``b - a + c``);
+    every word is ranked by the cosine of its embedding with it, and the query words
+    themselves are left out, as the analogy protocol does (gensim's ``most_similar``
+    ranks the same way).
+
+    Parameters
+    ----------
+    W : (V, d) numpy array or torch tensor
+    words : sequence of str, length V
+        Looked up case-insensitively (the first row of each lowercased word).
+    query : str or sequence of str
+        A word, an expression (see :func:`parse_query`), or the positive words.
+    negative : sequence of str
+        Extra negative words (with a list ``query``).
+    k : int
+        How many neighbours.
+
+    Returns
+    -------
+    list of (word, cosine), best first
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise QwemError(f"k (-k) must be a positive integer, got {k!r}")
+    if isinstance(query, str):
+        pos, neg = parse_query(query, words)
+    else:
+        pos, neg = [str(w) for w in query], []
+    neg = neg + [str(w) for w in negative]
+    T = _check(W, words, "neighbors")
+    index = _word_index(words)
+    missing = [w for w in pos + neg if w.lower() not in index]
+    if missing:
+        raise QwemError(f"not in the vocabulary ({len(words):,} words): "
+                        f"{', '.join(repr(w) for w in missing)}")
+    dev = _device(device)
+    U = _unit_rows(T, dev, torch.float64)
+    rows_p = [index[w.lower()] for w in pos]
+    rows_n = [index[w.lower()] for w in neg]
+    q = U[rows_p].sum(0) - (U[rows_n].sum(0) if rows_n else 0.0)
+    norm = torch.linalg.vector_norm(q)
+    if not bool(norm > 0):
+        raise QwemError("the query vector is zero (its words' embeddings cancel or "
+                        "are zero); no direction to rank by")
+    scores = U @ (q / norm)
+    scores[rows_p + rows_n] = -math.inf
+    k = min(int(k), len(words) - len(set(rows_p + rows_n)))
+    top = torch.topk(scores, k) if k > 0 else None
+    if top is None:
+        return []
+    return [(words[i], float(c)) for c, i in zip(top.values.tolist(),
+                                                 top.indices.tolist())]
 
 
 def report(W, words: Sequence[str], device=None) -> dict:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ._repr import short_repr
 from ._atomic import atomic_path
 from .errors import QwemError
 
@@ -60,6 +61,8 @@ class History:
     analogy : list of (float or None)
         Analogy accuracy (paper's protocol) if words were given, else None.
     """
+
+    __repr__ = short_repr
 
     step: list = field(default_factory=list)
     t: list = field(default_factory=list)
@@ -136,6 +139,8 @@ class TrainResult:
         Flow time per step.
     config : TrainConfig
     """
+
+    __repr__ = short_repr
 
     W: torch.Tensor
     history: History

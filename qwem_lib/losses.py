@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._repr import short_repr
 from .errors import QwemError
 from .targets import _real, m_star, negative_probs
 
@@ -209,6 +210,8 @@ class Reweighting:
     inverse_g : bool
         Setting 3.1: ``Ψ+ = Ψ- = 1/(P_ij + k Q_ij)`` so that ``G = 1``.
     """
+
+    __repr__ = short_repr
 
     name: str
     psi_pos: torch.Tensor | None

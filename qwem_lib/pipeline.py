@@ -18,6 +18,7 @@ import torch
 
 from . import cache as cache_mod
 from . import corpus as corpus_mod
+from ._repr import short_repr
 from .cooccurrence import count_pairs, window_weights
 from .devices import default_device
 from .errors import QwemError
@@ -212,6 +213,8 @@ class ClosedForm:
         ``cache="timed"`` those of the run that computed the entry).
     """
 
+    __repr__ = short_repr
+
     config: EmbedConfig
     words: list
     W: torch.Tensor
@@ -262,10 +265,9 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
                                         scheme=config.scheme,
                                         min_article_tokens=config.min_article_tokens,
                                         cache=cache, progress=progress)
-    with watch.stage("count"):
+    with watch.stage("count"):  # counts, normalised in place: one V x V buffer
         C = _count(tokens.ids, config, device, progress)
-    with watch.stage("target"):
-        P_ij, unigram = pair_probs(C, out=C)  # in place: one V x V buffer
+        P_ij, unigram = pair_probs(C, out=C)
     return tokens, P_ij, unigram
 
 

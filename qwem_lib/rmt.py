@@ -40,6 +40,7 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize
 
+from ._repr import short_repr
 from .dynamics import mode_trajectory
 from .errors import QwemError
 from .evaluate import _check, _word_index, analogy_pairs
@@ -88,6 +89,8 @@ class TaskVectors:
     R : (N, D) float64 array
         Rows ``w_{b_n} - w_{a_n}``.
     """
+
+    __repr__ = short_repr
 
     category: str
     pairs: list = field(default_factory=list)
@@ -347,6 +350,8 @@ class MPFit:
     iterations : int
         Refits until the set of outliers stopped changing.
     """
+
+    __repr__ = short_repr
 
     sigma2: float
     gamma: float

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._repr import short_repr
 from .errors import QwemError
 
 __all__ = ["EighResult", "top_eigh", "eigenbasis", "embeddings_from_eig",
@@ -43,6 +44,8 @@ class EighResult:
         Number of columns multiplied by M (the cost measure).
     n_restarts : int
     """
+
+    __repr__ = short_repr
 
     eigvals: torch.Tensor
     eigvecs: torch.Tensor
@@ -116,7 +119,7 @@ def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
         done = int(ok.cumprod(0).sum())
         if callback is not None:
             callback(restart, theta[:b], res, n_mv)
-        if bar is not None:
+        if bar is not None and done > bar.n:  # never moves back (one bar, two passes)
             bar.n = done
             bar.refresh()
         if done == k:
@@ -166,7 +169,8 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
     seed : int
         Seed of the random start block (a private generator; global RNG untouched).
     progress : bool
-        Show a tqdm bar of converged pairs.
+        Show a bar of converged pairs (on a terminal): one bar for both passes,
+        which never moves back; the final pass in M's dtype shows as "refining".
     callback : callable, optional
         Called after each restart as ``callback(restart, theta, residuals, n_mv)``.
 
@@ -205,6 +209,8 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
             del Mw
             X = rough.eigvecs.to(dtype)
             n_mv, restarts = rough.n_matvecs, rough.n_restarts + 1
+            if bar is not None:
+                bar.set_postfix_str(f"refining in {str(dtype).removeprefix('torch.')}")
         res = _block_krylov(M, X, k, n_blocks, tol, max_restarts, callback, bar)
     finally:
         if bar is not None:

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._repr import short_repr
 from .devices import default_device
 from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
                        timescales)
@@ -277,6 +278,8 @@ class Spectrum:
     lam_min : float
         Smallest (most negative) eigenvalue.
     """
+
+    __repr__ = short_repr
 
     eigvals: torch.Tensor
     lam_min: float

@@ -1,10 +1,14 @@
-"""Read and write embeddings in word2vec's text format.
+"""Read and write embeddings in the formats people exchange them in.
 
-The format is the one written by the original ``word2vec`` C tool and read by gensim's
-``KeyedVectors.load_word2vec_format(path, binary=False)``: a header line ``V D``, then
-one line per word, ``word x_1 x_2 ... x_D``, separated by single spaces.  Rows keep the
-vocabulary order, so row ``i`` of the embedding matrix ``W`` (the paper's ``W``, Sec. 2)
-is the ``i``-th word after the header.
+:func:`save_word2vec` writes word2vec's text format, as the original ``word2vec`` C
+tool does and gensim's ``KeyedVectors.load_word2vec_format(path, binary=False)`` reads:
+a header line ``V D``, then one line per word, ``word x_1 x_2 ... x_D``, separated by
+single spaces.  Rows keep the vocabulary order, so row ``i`` of the embedding matrix
+``W`` (the paper's ``W``, Sec. 2) is the ``i``-th word after the header.
+
+:func:`load_word2vec` reads that format, word2vec's binary format and GloVe's
+header-less text, gzip/bz2/xz-compressed or not, telling them apart by content.
+:func:`to_keyedvectors` and :func:`from_keyedvectors` bridge to gensim.
 
 Numbers are written in scientific notation with 9 significant digits, which is exact
 for float32 and keeps squared norms of float64 rows and columns to about 1e-8 relative.
@@ -25,7 +29,8 @@ import numpy as np
 from qwem_lib._atomic import atomic_path
 from qwem_lib.errors import QwemError
 
-__all__ = ["save_word2vec", "load_word2vec"]
+__all__ = ["save_word2vec", "load_word2vec", "to_keyedvectors",
+           "from_keyedvectors", "FORMATS"]
 
 _DIGITS = 9  # significant digits written per number
 _BLOCK_ROWS = 4096  # rows formatted at once; bounds memory at large V
@@ -119,6 +124,44 @@ def _format_block(word_bytes: np.ndarray, X: np.ndarray) -> bytes:
     return flat[flat != 0].tobytes()
 
 
+def _checked(W, words: Sequence[str], what: str) -> tuple[np.ndarray, list[str]]:
+    """``W`` as a finite float64 (V, D) array and ``words`` as a list of V words that
+    the word2vec formats can hold; else a one-line :class:`QwemError`."""
+    X = _as_numpy(W)
+    if X.ndim != 2:
+        raise QwemError(
+            f"{what}: W must be a 2-D (V, D) matrix, got shape {X.shape}; "
+            "pass one row per word."
+        )
+    words = list(words)
+    if len(words) != X.shape[0]:
+        raise QwemError(
+            f"{what}: {len(words)} words but W has {X.shape[0]} rows; pass "
+            "exactly one word per row, in row order."
+        )
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise QwemError(
+            f"{what}: W has dtype {X.dtype}; pass a real-valued float matrix."
+        )
+    X = X.astype(np.float64, copy=False)
+    if not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise QwemError(
+            f"{what}: W has non-finite values (NaN or inf), first at row "
+            f"{bad[0]} ({words[bad[0]]!r}), column {bad[1]}; the embedding diverged "
+            "or was not computed: fix the run before saving."
+        )
+    for i, w in enumerate(words):
+        if not isinstance(w, str) or not w or len(w.split()) != 1 or w != w.strip() \
+                or "\x00" in w:
+            raise QwemError(
+                f"{what}: word {i} ({w!r}) is empty or contains whitespace or "
+                "NUL, which the word2vec text format cannot store; normalise the "
+                "vocabulary (e.g. replace spaces with '_')."
+            )
+    return X, words
+
+
 def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
     """Write embeddings in word2vec text format (gensim ``binary=False`` compatible).
 
@@ -142,38 +185,7 @@ def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
     (``-1.23456789e-05``), enough to restore float32 exactly and float64 to ~5e-10
     relative.  10,000 x 200 takes a few tenths of a second.
     """
-    X = _as_numpy(W)
-    if X.ndim != 2:
-        raise QwemError(
-            f"save_word2vec: W must be a 2-D (V, D) matrix, got shape {X.shape}; "
-            "pass one row per word."
-        )
-    words = list(words)
-    if len(words) != X.shape[0]:
-        raise QwemError(
-            f"save_word2vec: {len(words)} words but W has {X.shape[0]} rows; pass "
-            "exactly one word per row, in row order."
-        )
-    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise QwemError(
-            f"save_word2vec: W has dtype {X.dtype}; pass a real-valued float matrix."
-        )
-    X = X.astype(np.float64, copy=False)
-    if not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise QwemError(
-            f"save_word2vec: W has non-finite values (NaN or inf), first at row "
-            f"{bad[0]} ({words[bad[0]]!r}), column {bad[1]}; the embedding diverged "
-            "or was not computed: fix the run before saving."
-        )
-    for i, w in enumerate(words):
-        if not isinstance(w, str) or not w or len(w.split()) != 1 or w != w.strip() \
-                or "\x00" in w:
-            raise QwemError(
-                f"save_word2vec: word {i} ({w!r}) is empty or contains whitespace or "
-                "NUL, which the word2vec text format cannot store; normalise the "
-                "vocabulary (e.g. replace spaces with '_')."
-            )
+    X, words = _checked(W, words, "save_word2vec")
     V, D = X.shape
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -190,89 +202,240 @@ def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
     return path
 
 
-def load_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Read embeddings written in word2vec text format.
+FORMATS = ("auto", "text", "binary", "glove")
+_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_HEADER = re.compile(rb"[ \t]*(\d+)[ \t]+(\d+)[ \t]*\r?")
+_FIRST_WORD = re.compile(rb"[\r\n]*[^ \t\r\n]+[ \t]")
+
+
+def _read_raw(path: Path, what: str) -> bytes:
+    """The file's bytes, decompressed when its content is gzip, bz2 or xz."""
+    if path.is_dir():
+        raise QwemError(
+            f"{what}: {path} is a folder; give the embeddings file (word2vec text or "
+            "binary, or GloVe text) inside it."
+        )
+    if not path.is_file():
+        raise QwemError(
+            f"{what}: {path} does not exist (or is not a file); check the path, "
+            "or write it first with qwem_lib.vectors.save_word2vec."
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QwemError(f"{what}: cannot read {path} ({exc.strerror}); check "
+                        "its permissions.") from None
+    kind = next((name for magic, name in _COMPRESSION if raw.startswith(magic)), None)
+    if kind is None:
+        return raw
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    try:
+        if kind == "gzip":
+            return gzip.decompress(raw)
+        if kind == "bz2":
+            return bz2.decompress(raw)
+        return lzma.decompress(raw)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
+        raise QwemError(
+            f"{what}: {path} is {kind}-compressed but cannot be decompressed ({exc}); "
+            "the file is truncated or corrupt: download or write it again."
+        ) from None
+
+
+def _is_number(token: str) -> bool:
+    return _NUMBER.fullmatch(token) is not None
+
+
+def _detect(path: Path, raw: bytes, what: str) -> str:
+    """``"text"``, ``"binary"`` or ``"glove"``, from the first one or two lines."""
+    nl = raw.find(b"\n")
+    first = raw if nl < 0 else raw[:nl]
+    first = first.removeprefix(codecs.BOM_UTF8)
+    m = _HEADER.fullmatch(first)
+    if m:
+        # After the header, text holds a word and numbers up to the line's end;
+        # binary holds a word, a space and raw float32 bytes, which (all but
+        # never) hold a control character or bytes that are not UTF-8.
+        D = int(m.group(2))
+        body = raw[nl + 1:] if nl >= 0 else b""
+        word = _FIRST_WORD.match(body)
+        if D == 0 or word is None:
+            return "text"
+        end = body.find(b"\n", word.end())
+        rest = body[word.end():len(body) if end < 0 else end]
+        try:
+            printable = rest.strip() and rest.decode("utf-8").replace(
+                "\t", " ").replace("\r", " ").isprintable()
+        except UnicodeDecodeError:
+            printable = False
+        return "text" if printable else "binary"
+    try:
+        fields = first.decode("utf-8").split()
+    except UnicodeDecodeError:
+        fields = []
+    if len(fields) >= 2 and not _is_number(fields[0]) \
+            and all(map(_is_number, fields[1:])):
+        return "glove"
+    return "text"  # reported as a bad header by the text reader
+
+
+def load_word2vec(path: str | os.PathLike, format: str = "auto"
+                  ) -> tuple[list[str], np.ndarray]:
+    """Read embeddings: word2vec text or binary, or GloVe text, compressed or not.
 
     Parameters
     ----------
     path : str or PathLike
-        A UTF-8 text file (a byte-order mark at the top is fine): header ``V D``, then
-        V lines ``word x_1 ... x_D`` (spaces or tabs; a trailing space, as the original
-        C tool writes, is fine).
+        The file.  Its content decides how it is read (not its name):
+
+        - gzip, bz2 or xz compression is undone first;
+        - ``"text"``: word2vec's text format, a header ``V D`` then V lines
+          ``word x_1 ... x_D`` (spaces or tabs; a trailing space, as the C tool
+          writes, is fine; UTF-8, a byte-order mark at the top is fine);
+        - ``"binary"``: word2vec's binary format (the C tool's ``-binary 1``,
+          gensim's ``save_word2vec_format(binary=True)``): the header, then per
+          word ``word`` + space + D little-endian float32 (+ an optional newline);
+        - ``"glove"``: GloVe's header-less text, ``word x_1 ... x_D`` per line (a
+          word may contain spaces: the last D fields are the numbers).
+    format : {"auto", "text", "binary", "glove"}
+        ``"auto"`` (default) detects the format from the first lines: a header
+        followed by a line of D + 1 numbers-after-a-word is text, a header followed
+        by anything else is binary, a word followed by numbers is GloVe (a first
+        word that is itself a number is taken for a broken header: force
+        ``"glove"`` for such a file).
 
     Returns
     -------
     words : list of str, length V
         The words in file (row) order.
     W : (V, D) float64 ndarray
-        Finite values.
+        Finite values (float32 values of binary files are exact in float64).
 
     Raises
     ------
     QwemError
-        If the path is missing or a folder, the file is empty, binary or not UTF-8,
-        has a malformed header, a line with the wrong number of fields, a non-numeric
-        or non-finite value (NaN, inf, or beyond float64's range), or fewer/more lines
-        than the header says.  The message names the file and the line.
+        If the path is missing or a folder, the file is empty, not UTF-8 text (for
+        the text formats), has a malformed header, a line with the wrong number of
+        fields, a non-numeric or non-finite value (NaN, inf, or beyond float64's
+        range), fewer/more words than the header says, or a truncated binary
+        record.  The message names the file and the line (or binary record).
     """
+    what = "load_word2vec"
+    if format not in FORMATS:
+        raise QwemError(f"{what}: unknown format {format!r}; use one of "
+                        f"{', '.join(FORMATS)}")
     path = Path(path)
-    if path.is_dir():
+    raw = _read_raw(path, what)
+    if format == "auto":
+        format = _detect(path, raw, what)
+    if format == "binary":
+        return _load_binary(path, raw, what)
+    return _load_text(path, raw, what, glove=format == "glove")
+
+
+def _load_binary(path: Path, raw: bytes, what: str) -> tuple[list[str], np.ndarray]:
+    nl = raw.find(b"\n")
+    m = _HEADER.fullmatch(raw[:max(nl, 0)].removeprefix(codecs.BOM_UTF8))
+    if nl < 0 or not m:
         raise QwemError(
-            f"load_word2vec: {path} is a folder; give the embeddings file (word2vec "
-            "text format) inside it."
-        )
-    if not path.is_file():
+            f"{what}: {path} should start with the header line 'V D' of word2vec's "
+            f"binary format, got {raw[:40]!r}; this is not a word2vec binary file.")
+    V, D = int(m.group(1)), int(m.group(2))
+    words: list[str] = []
+    W = np.empty((V, D), dtype=np.float64)
+    pos, n = nl + 1, len(raw)
+    width = 4 * D
+    for i in range(V):
+        while pos < n and raw[pos] in b"\n\r":  # the C tool ends records with \n
+            pos += 1
+        sp = raw.find(b" ", pos, pos + 10_000)
+        if sp < 0 or sp + 1 + width > n:
+            got = "ends" if pos >= n else "is truncated or corrupt"
+            raise QwemError(
+                f"{what}: {path} (word2vec binary) {got} at word {i + 1} of the "
+                f"{V:,} its header announces; write or download it again.")
+        try:
+            word = raw[pos:sp].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise QwemError(
+                f"{what}: {path} (word2vec binary) word {i + 1} is not UTF-8 "
+                f"({exc.reason}): {raw[pos:sp][:40]!r}; the file is corrupt or this is "
+                "not word2vec's binary format (force one with format=/--format)."
+            ) from None
+        if not word or word.strip() != word or "\n" in word:
+            raise QwemError(
+                f"{what}: {path} (word2vec binary) word {i + 1} ({word[:40]!r}) is "
+                "empty or holds whitespace; the file is corrupt or not word2vec's "
+                "binary format (force one with format=/--format).")
+        words.append(word)
+        W[i] = np.frombuffer(raw, dtype="<f4", count=D, offset=sp + 1)
+        pos = sp + 1 + width
+    if raw[pos:].strip():
         raise QwemError(
-            f"load_word2vec: {path} does not exist (or is not a file); check the path, "
-            "or write it first with qwem_lib.vectors.save_word2vec."
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise QwemError(f"load_word2vec: cannot read {path} ({exc.strerror}); check "
-                        "its permissions.") from None
+            f"{what}: {path} (word2vec binary) has {len(raw) - pos:,} bytes after the "
+            f"{V:,} words its header announces; the header or the file is corrupt.")
+    _check_finite(path, what, words, W, lambda row, col: repr(float(W[row, col])),
+                  lambda row: f"word {row + 1}")
+    return words, W
+
+
+def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
+               ) -> tuple[list[str], np.ndarray]:
     wide = next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
     if wide is not None:
         raise QwemError(
-            f"load_word2vec: {path} is {wide} text (it starts with a {wide} byte-order "
+            f"{what}: {path} is {wide} text (it starts with a {wide} byte-order "
             f"mark); convert it to UTF-8, e.g. `iconv -f {wide} -t UTF-8`."
         )
     try:
         text = raw.decode("utf-8-sig")  # drops a UTF-8 byte-order mark
     except UnicodeDecodeError as exc:
         raise QwemError(
-            f"load_word2vec: {path} is not UTF-8 text ({exc.reason} at byte "
-            f"{exc.start}); if it is word2vec's binary format, convert it to text "
-            "(gensim: save_word2vec_format(..., binary=False))."
+            f"{what}: {path} is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}); if it is word2vec's binary format, read it with "
+            "format='binary' (--format binary)."
         ) from None
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise QwemError(
-            f"load_word2vec: {path} is empty; expected a header line 'V D' followed "
-            "by one line per word."
+            f"{what}: {path} is empty; expected a header line 'V D' followed "
+            "by one line per word (or GloVe's lines 'word x_1 ... x_D')."
         )
-    head = lines[0].split()
-    try:
-        if len(head) != 2:
-            raise ValueError
-        V, D = int(head[0]), int(head[1])
-        if V < 0 or D < 0:
-            raise ValueError
-    except ValueError:
-        raise QwemError(
-            f"load_word2vec: {path} line 1 should be the header 'V D' (two "
-            f"non-negative integers), got {lines[0][:80]!r}; this is not a word2vec "
-            "text file, or its header is missing."
-        ) from None
-    body = lines[1:]
-    if len(body) != V:
-        raise QwemError(
-            f"load_word2vec: {path} header says {V} words but the file has "
-            f"{len(body)} lines after it; the file is truncated or corrupt: write it "
-            "again."
-        )
+    if glove:
+        body, first_line = lines, 1
+        V, D = len(lines), len(lines[0].split()) - 1
+        if D < 1:
+            raise QwemError(
+                f"{what}: {path} line 1 should be a word followed by numbers "
+                f"(GloVe), got {lines[0][:80]!r}.")
+    else:
+        body, first_line = lines[1:], 2
+        head = lines[0].split()
+        try:
+            if len(head) != 2:
+                raise ValueError
+            V, D = int(head[0]), int(head[1])
+            if V < 0 or D < 0:
+                raise ValueError
+        except ValueError:
+            raise QwemError(
+                f"{what}: {path} line 1 should be the header 'V D' (two "
+                f"non-negative integers), got {lines[0][:80]!r}; this is not a "
+                "word2vec text file, or its header is missing (for GloVe's "
+                "header-less text use format='glove', --format glove)."
+            ) from None
+        if len(body) != V:
+            raise QwemError(
+                f"{what}: {path} header says {V} words but the file has "
+                f"{len(body)} lines after it; the file is truncated or corrupt: "
+                "write it again."
+            )
     words: list[str] = []
     rests: list[str] = []
     for line in body:
@@ -286,21 +449,45 @@ def load_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
             W = np.loadtxt(rests, dtype=np.float64, ndmin=2, comments=None)
         except ValueError:
             W = None
+        if W is None and glove:  # GloVe words may hold spaces: numbers are the last D
+            W = _glove_rows(body, D, words)
     elif not any(rests):  # D = 0: lines hold only the word
         W = np.zeros((V, D))
     if W is None or W.shape != (V, D) or not all(words):
-        _raise_first_bad_line(path, body, D)
+        _raise_first_bad_line(path, body, D, first_line)
+
+    def token(row, col):
+        return repr(body[row].split()[col - D])
+
+    _check_finite(path, what, words, W, token,
+                  lambda row: f"line {row + first_line}")
+    return words, W
+
+
+def _glove_rows(body: list[str], D: int, words: list[str]) -> np.ndarray | None:
+    """Rows of a GloVe file whose words may contain spaces (slow path)."""
+    rows = []
+    for i, line in enumerate(body):
+        parts = line.rsplit(maxsplit=D)
+        if len(parts) != D + 1 or not all(map(_is_number, parts[1:])):
+            return None
+        words[i] = parts[0].strip()
+        rows.append(parts[1:])
+    return np.array(rows, dtype=np.float64).reshape(len(body), D)
+
+
+def _check_finite(path: Path, what: str, words: list[str], W: np.ndarray,
+                  token, where) -> None:
     finite = np.isfinite(W).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         col = int(np.flatnonzero(~np.isfinite(W[row]))[0])
         raise QwemError(
-            f"load_word2vec: {path} line {row + 2} ({words[row]!r}) has a non-finite "
-            f"value {body[row].split()[col + 1]!r} (NaN, inf, or beyond float64's "
+            f"{what}: {path} {where(row)} ({words[row]!r}) has a non-finite "
+            f"value {token(row, col)} (NaN, inf, or beyond float64's "
             "range); the embedding diverged or was not computed: fix the run and "
             "write the file again."
         )
-    return words, W
 
 
 # The numbers numpy's reader accepts (ASCII digits, no '_'), for naming a bad one.
@@ -308,9 +495,9 @@ _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|n
                      re.ASCII | re.IGNORECASE)
 
 
-def _raise_first_bad_line(path: Path, body: list[str], D: int) -> None:
+def _raise_first_bad_line(path: Path, body: list[str], D: int, start: int) -> None:
     """Scan the vector lines in Python to name the first malformed one (slow path)."""
-    for n, line in enumerate(body, start=2):
+    for n, line in enumerate(body, start=start):
         fields = line.split()
         if len(fields) != D + 1:
             raise QwemError(
@@ -326,3 +513,43 @@ def _raise_first_bad_line(path: Path, body: list[str], D: int) -> None:
                 )
     raise QwemError(f"load_word2vec: could not parse the numbers in {path}; the file "
                     "is corrupt: write it again.")
+
+
+def to_keyedvectors(words: Sequence[str], W):
+    """Embeddings as gensim's ``KeyedVectors`` (float32, as gensim stores them).
+
+    ``kv = to_keyedvectors(res.words, res.W)`` gives gensim's queries
+    (``kv.most_similar``, ``kv.evaluate_word_analogies`` ...) on our embeddings.
+
+    Parameters
+    ----------
+    words : sequence of str, length V
+    W : (V, D) numpy array or torch tensor
+
+    Returns
+    -------
+    gensim.models.KeyedVectors
+    """
+    try:
+        from gensim.models import KeyedVectors
+    except ImportError:
+        raise QwemError("to_keyedvectors needs gensim; install it with `pip install "
+                        "gensim`") from None
+    X, words = _checked(W, words, "to_keyedvectors")
+    if len(set(words)) != len(words):
+        seen: set = set()
+        dup = next(w for w in words if w in seen or seen.add(w))
+        raise QwemError(f"to_keyedvectors: the word {dup!r} appears twice; gensim "
+                        "keys must be unique")
+    kv = KeyedVectors(vector_size=X.shape[1])
+    kv.add_vectors(words, X.astype(np.float32))
+    # Counts falling with the row, so gensim's save_word2vec_format (which sorts by
+    # count) keeps our row order and does not warn about a missing count.
+    kv.allocate_vecattrs(["count"], [np.int64])
+    kv.expandos["count"][:] = np.arange(len(words), 0, -1)
+    return kv
+
+
+def from_keyedvectors(kv) -> tuple[list[str], np.ndarray]:
+    """``(words, W)`` of gensim ``KeyedVectors`` (``W`` float64, rows in key order)."""
+    return [str(w) for w in kv.index_to_key], np.asarray(kv.vectors, dtype=np.float64)

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._repr import short_repr
 from .cooccurrence import check_window
 from .devices import default_device
 from .errors import QwemError
@@ -223,6 +224,8 @@ class Word2VecResult(TrainResult):
     threads : int
         Threads of the CPU kernel (1 for the torch engine).
     """
+
+    __repr__ = short_repr
 
     C: torch.Tensor | None = None
     checkpoint_words: list = field(default_factory=list)

@@ -332,3 +332,145 @@ def test_closed_pipe_is_quiet(tmp_path):
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
     assert proc.stdout.startswith("category")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# ------------------------------------------------- embedding formats, neighbours, misc
+
+
+@pytest.fixture
+def benchmark_vectors(tmp_path):
+    """Random float32 vectors for every word of the bundled analogy file (so the
+    scores are not trivial) written by gensim in several formats."""
+    from qwem_lib.evaluate import load_analogies
+    from qwem_lib.vectors import save_word2vec, to_keyedvectors
+
+    words = sorted({w.lower() for qs in load_analogies().values() for q in qs
+                    for w in q})
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((len(words), 16)).astype(np.float32).astype(np.float64)
+    W[:, 0] += 3.0 * np.arange(len(words)) % 2      # some structure to score
+    kv = to_keyedvectors(words, W)
+    files = {"ours": save_word2vec(tmp_path / "v.txt", words, W)}
+    for name, kw in (("binary", dict(binary=True)), ("text.gz", dict(binary=False)),
+                     ("glove", dict(binary=False, write_header=False))):
+        files[name] = tmp_path / f"v.{name}"
+        kv.save_word2vec_format(str(files[name]), **kw)
+    return words, W, files
+
+
+def test_eval_reads_every_format_with_the_same_scores(benchmark_vectors, capsys):
+    words, W, files = benchmark_vectors
+    reports = {}
+    for name, f in files.items():
+        assert main(["eval", str(f), "--device", "cpu"]) == 0, name
+        reports[name] = json.loads(capsys.readouterr().out)
+    ref = reports["ours"]
+    assert ref["analogy_paper"]["n"] > 1000 and ref["vocab_size"] == len(words)
+
+    def scores(rep):
+        return [rep["analogy_paper"]["accuracy"], rep["analogy_classic"]["accuracy"],
+                rep["men"]["spearman"], rep["ws353"]["spearman"]]
+
+    for name, rep in reports.items():
+        assert rep["vocab_size"] == len(words) and rep["dim"] == 16
+        np.testing.assert_allclose(scores(rep), scores(ref), atol=1e-6, err_msg=name)
+    # --format forces the reader: GloVe's file is not word2vec text
+    assert main(["eval", str(files["glove"]), "--format", "text"]) == 2
+    assert "line 1 should be the header" in capsys.readouterr().err
+
+
+def test_tasks_reads_a_binary_file(benchmark_vectors, capsys):
+    _, _, files = benchmark_vectors
+    assert main(["tasks", str(files["binary"]), "--dims", "4,16"]) == 0
+    out = capsys.readouterr().out
+    assert "capital-common-countries" in out
+
+
+def test_neighbors_match_gensim_most_similar(benchmark_vectors, capsys):
+    from qwem_lib.evaluate import neighbors
+    from qwem_lib.vectors import to_keyedvectors
+
+    words, W, files = benchmark_vectors
+    kv = to_keyedvectors(words, W)
+    for query, pos, neg in (("king", ["king"], []),
+                            ("king - man + woman", ["king", "woman"], ["man"]),
+                            ("- man + woman", ["woman"], ["man"])):
+        ours = neighbors(W, words, query, k=8)
+        ref = kv.most_similar(positive=pos, negative=neg, topn=8)
+        assert [w for w, _ in ours] == [w for w, _ in ref], query
+        np.testing.assert_allclose([c for _, c in ours], [c for _, c in ref],
+                                   atol=1e-5)
+        assert not set(pos + neg) & {w for w, _ in ours}
+    assert main(["neighbors", str(files["binary"]), "king", "king - man + woman",
+                 "-k", "3"]) == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == ["king", "king - man + woman"]
+    for b, (pos, neg) in zip(blocks, ((["king"], []), (["king", "woman"], ["man"]))):
+        lines = b.splitlines()[1:]
+        ref = kv.most_similar(positive=pos, negative=neg, topn=3)
+        assert [ln.split()[1] for ln in lines] == [w for w, _ in ref]
+        assert [ln.split()[0] for ln in lines] == ["1", "2", "3"]
+        np.testing.assert_allclose([float(ln.split()[2]) for ln in lines],
+                                   [c for _, c in ref], atol=6e-5)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["zzzunknown"], "not in the vocabulary"),
+    (["king - "], "cannot read the query|no positive word|not in the vocabulary"),
+    (["- king"], "no positive word"),
+    (["king", "-k", "0"], "-k must be at least 1"),
+])
+def test_neighbors_bad_queries_exit_2(benchmark_vectors, capsys, args, match):
+    _, _, files = benchmark_vectors
+    assert main(["neighbors", str(files["ours"])] + args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                   # nothing answered when one query fails
+    assert captured.err.startswith("qwem: error: ") and captured.err.count("\n") == 1
+    assert __import__("re").search(match, captured.err)
+
+
+def test_neighbors_on_closed_form_embeddings_of_the_sample(tmp_path, capsys):
+    out = tmp_path / "sample.txt"
+    assert main(["embed", "--corpus", "sample", "--vocab-size", "3000", "--dim", "50",
+                 "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["neighbors", str(out), "king", "king - man + woman"]) == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n")
+    assert len(blocks) == 2
+    for block in blocks:
+        lines = block.splitlines()
+        assert len(lines) == 11
+        cos = [float(ln.split()[2]) for ln in lines[1:]]
+        assert cos == sorted(cos, reverse=True) and all(-1 <= c <= 1 for c in cos)
+        assert "king" not in {ln.split()[1] for ln in lines[1:]}
+
+
+def test_version_and_python_dash_m():
+    import tomllib
+    from pathlib import Path
+
+    import qwem_lib
+
+    root = Path(__file__).resolve().parents[1]
+    meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert meta["version"] == qwem_lib.__version__
+    assert meta["license"] == "MIT"              # an SPDX string, not a table
+    run = subprocess.run([sys.executable, "-m", "qwem_lib", "--version"],
+                         capture_output=True, text=True, cwd=root)
+    assert run.returncode == 0 and run.stdout.strip() == f"qwem {qwem_lib.__version__}"
+    run = subprocess.run([sys.executable, "-m", "qwem_lib", "--help"],
+                         capture_output=True, text=True, cwd=root)
+    assert run.returncode == 0
+    for command in ("embed", "eval", "train", "theory", "tasks", "neighbors"):
+        assert command in run.stdout
+
+
+def test_embed_prints_each_stage_once(corpus, tmp_path, capsys):
+    path, _ = corpus
+    assert main(["embed", "--corpus", str(path), "--vocab-size", "20", "--dim", "4",
+                 "--out", str(tmp_path / "e.txt"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    stages = [ln.split()[0] for ln in err.splitlines()
+              if ln.startswith("  ") and ln.rstrip().endswith(" s")]
+    assert len(stages) == len(set(stages)), err
+    assert {"read+tokenise", "count", "target", "eigen", "write"} <= set(stages)

@@ -45,3 +45,26 @@ def test_no_tqdm_auto_in_the_library():
     users = [p.name for p in root.glob("*.py") if "tqdm.auto" in p.read_text()
              and p.name != "progress.py"]
     assert not users, users
+
+
+def test_eigensolver_bar_never_moves_back(monkeypatch, capsys):
+    """Two passes (float32, then float64) share one bar that only moves forward."""
+    import re
+
+    import torch
+
+    from qwem_lib.spectral import top_eigh
+
+    monkeypatch.setenv("QWEM_PROGRESS", "1")
+    g = torch.Generator().manual_seed(0)
+    V, k = 1500, 40
+    Q, _ = torch.linalg.qr(torch.randn(V, V, generator=g, dtype=torch.float64))
+    lam = torch.cat([torch.linspace(60, 20, k), torch.linspace(19, -5, V - k)]).double()
+    M = (Q * lam) @ Q.T
+    res = top_eigh(M, k, work_dtype=torch.float32, progress=True, n_blocks=2)
+    torch.testing.assert_close(res.eigvals, lam[:k], rtol=1e-7, atol=0)
+    err = capsys.readouterr().err
+    counts = [int(m) for m in re.findall(r"\| *(\d+)/40 ", err)]
+    assert counts and counts[-1] == k
+    assert counts == sorted(counts), counts
+    assert "refining in float64" in err

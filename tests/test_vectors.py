@@ -215,3 +215,133 @@ def test_save_refuses_non_finite_and_writes_nothing(tmp_path):
     with pytest.raises(QwemError, match="non-finite"):
         save_word2vec(str(dest), ["a"], np.array([[-np.inf, 0.0]]))
     assert dest.read_text() == "old contents\n"
+
+
+# ------------------------------------------------------------------ other formats
+
+
+def _kv_pair(V=40, D=6, seed=3):
+    """Words and float32-exact vectors (binary files hold float32)."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((V, D)).astype(np.float32).astype(np.float64)
+    words = [f"w{i}" for i in range(V)]
+    words[1], words[2] = "naïve", "東京"
+    return words, W
+
+
+def _compress(path, kind):
+    import bz2
+    import gzip
+    import lzma
+
+    data = path.read_bytes()
+    out = path.with_name(path.name + {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}[kind])
+    out.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress,
+                     "xz": lzma.compress}[kind](data))
+    return out
+
+
+def test_gensim_binary_text_and_glove_files_read_the_same(tmp_path):
+    from qwem_lib.vectors import from_keyedvectors, to_keyedvectors
+
+    words, W = _kv_pair()
+    kv = to_keyedvectors(words, W)
+    kv.save_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    kv.save_word2vec_format(str(tmp_path / "v.txt"), binary=False)
+    kv.save_word2vec_format(str(tmp_path / "v.glove"), binary=False,
+                            write_header=False)
+    kv.save_word2vec_format(str(tmp_path / "gensim.txt.gz"), binary=False)
+    files = [tmp_path / n for n in ("v.bin", "v.txt", "v.glove", "gensim.txt.gz")]
+    files += [_compress(tmp_path / "v.bin", k) for k in ("gzip", "bz2", "xz")]
+    files += [_compress(tmp_path / "v.glove", "gzip")]
+    for f in files:
+        got_words, got = load_word2vec(f)
+        assert got_words == words, f
+        # binary holds the float32 values; gensim's text their shortest repr
+        assert np.array_equal(got.astype(np.float32), W.astype(np.float32)), f
+        if "bin" in f.name:
+            assert np.array_equal(got, W), f
+    # the name does not matter: a gzip file called .txt, a binary file called .txt
+    (tmp_path / "looks.txt").write_bytes((tmp_path / "v.bin.gz").read_bytes())
+    assert np.array_equal(load_word2vec(tmp_path / "looks.txt")[1], W)
+    assert from_keyedvectors(kv)[0] == words
+    assert np.array_equal(from_keyedvectors(kv)[1], W)
+
+
+def test_binary_as_the_c_tool_writes_it_with_newlines(tmp_path):
+    words, W = _kv_pair(V=5, D=3)
+    W[0, 0] = np.frombuffer(b"\n\x00\x80\x3f", "<f4")[0]   # a vector starting with \n
+    W = W.astype(np.float32).astype(np.float64)
+    body = b"".join(w.encode() + b" " + W[i].astype("<f4").tobytes() + b"\n"
+                    for i, w in enumerate(words))
+    p = tmp_path / "c.bin"
+    p.write_bytes(b"5 3\n" + body)
+    got_words, got = load_word2vec(p)
+    assert got_words == words and np.array_equal(got, W)
+    for fmt in ("binary", "auto"):
+        assert np.array_equal(load_word2vec(p, format=fmt)[1], W)
+    # binary read as text: a clear error naming the format option
+    with pytest.raises(QwemError, match="not UTF-8|line 2"):
+        load_word2vec(p, format="text")
+
+
+def test_binary_truncated_or_with_garbage(tmp_path):
+    words, W = _kv_pair(V=4, D=3)
+    body = b"".join(w.encode() + b" " + W[i].astype("<f4").tobytes()
+                    for i, w in enumerate(words))
+    p = tmp_path / "t.bin"
+    for n_cut in (1, 7, 20):
+        p.write_bytes(b"4 3\n" + body[:-n_cut])
+        with pytest.raises(QwemError, match=r"t.bin \(word2vec binary\)") as info:
+            load_word2vec(p)
+        assert "\n" not in str(info.value)
+    p.write_bytes(b"3 3\n" + body)
+    with pytest.raises(QwemError, match="bytes after the 3 words"):
+        load_word2vec(p)
+    nan = W.copy()
+    nan[2, 1] = np.nan
+    p.write_bytes(b"4 3\n" + b"".join(w.encode() + b" " + nan[i].astype("<f4").tobytes()
+                                      for i, w in enumerate(words)))
+    with pytest.raises(QwemError, match="word 3 .* non-finite"):
+        load_word2vec(p)
+
+
+def test_glove_words_with_spaces_and_forced_formats(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("the 0.5 -1\n. . . 1e-3 2\nof 3 4\n")
+    words, W = load_word2vec(p)
+    assert words == ["the", ". . .", "of"]
+    assert np.array_equal(W, [[0.5, -1], [1e-3, 2], [3, 4]])
+    # a GloVe file whose first word is a number is read when forced
+    q = tmp_path / "n.txt"
+    q.write_text("1990 0.5 1\nthe 2 3\n")
+    with pytest.raises(QwemError, match="line 1 should be the header.*glove"):
+        load_word2vec(q)
+    assert load_word2vec(q, format="glove")[0] == ["1990", "the"]
+    with pytest.raises(QwemError, match="line 2 has 2 fields, expected 3"):
+        (tmp_path / "bad.txt").write_text("the 1 2\nof 3\n")
+        load_word2vec(tmp_path / "bad.txt")
+    with pytest.raises(QwemError, match="unknown format 'word2vec'"):
+        load_word2vec(p, format="word2vec")
+
+
+def test_corrupt_compressed_file(tmp_path):
+    words, W = _kv_pair(V=30)
+    gz = _compress(save_word2vec(tmp_path / "v.txt", words, W), "gzip")
+    data = gz.read_bytes()
+    gz.write_bytes(data[: len(data) // 2])
+    with pytest.raises(QwemError, match="gzip-compressed but cannot be decompressed"):
+        load_word2vec(gz)
+
+
+def test_to_keyedvectors_matches_our_vectors(tmp_path):
+    from qwem_lib.vectors import to_keyedvectors
+
+    words, W = _kv_pair()
+    kv = to_keyedvectors(words, torch.from_numpy(W))
+    assert kv.index_to_key == words
+    assert np.array_equal(kv["東京"], W[2].astype(np.float32))
+    with pytest.raises(QwemError, match="appears twice"):
+        to_keyedvectors(["a", "b", "a"], np.zeros((3, 2)))
+    with pytest.raises(QwemError, match="2 words but W has 3 rows"):
+        to_keyedvectors(["a", "b"], np.zeros((3, 2)))
