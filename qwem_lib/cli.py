@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0: Setting 3.1's constant weights)")
     e.add_argument("--min-article-tokens", type=_int, default=0, metavar="N",
                    help="drop shorter articles (the paper: 500)")
+    e.add_argument("--engine", choices=("auto", "dense", "sparse"), default="auto",
+                   help="dense V x V statistics, or sparse counts and a matrix-free "
+                   "eigensolver (memory grows with the observed pairs, not V^2); "
+                   "default auto: sparse from V = 15,000 on")
     e.add_argument("--no-cache", action="store_true",
                    help="neither read nor write cached tokens and eigenpairs")
     e.add_argument("--timings", metavar="JSON", help="also write stage timings here")
@@ -312,6 +316,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     from ._atomic import check_outputs, write_json
     from .devices import default_device
+    from .memory import peak_rss_bytes
     from .pipeline import EmbedConfig, Stopwatch, closed_form
     from .vectors import save_word2vec
 
@@ -324,13 +329,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          min_article_tokens=args.min_article_tokens,
                          subsample=args.subsample,
                          subsample_draws=args.subsample_draws,
-                         weight_power=args.weight_power)
+                         weight_power=args.weight_power, engine=args.engine)
     config.validate()
     out = Path(args.out)
     check_outputs([("--out", out), ("--timings", args.timings)], _corpus_input(args))
     device = default_device(args.device)
     _log(f"qwem embed: {config.method} of {config.corpus}, V={config.vocab_size}, "
-         f"d={config.embed_dim}, window={config.context_len}, device={device}")
+         f"d={config.embed_dim}, window={config.context_len}, device={device}, "
+         f"{config.resolved_engine()} statistics")
     watch = Stopwatch(device, echo=_log)
     res = closed_form(config, device=device, progress=not args.quiet,
                       cache=not args.no_cache, watch=watch)
@@ -341,14 +347,26 @@ def _cmd_embed(args: argparse.Namespace) -> int:
          f"({res.n_kept / max(res.n_tokens, 1):.1%})")
     _log(f"  eigenvalues: {float(res.eigvals[0]):.4g} ... "
          f"{float(res.eigvals[-1]):.4g}")
+    lam1 = abs(float(res.eigvals[0])) or 1.0
+    worst = float(res.residuals.max())
+    _log(f"  residuals: max ||Mv - lv|| = {worst:.3g} = {worst / lam1:.2g} x "
+         "the top eigenvalue")
     if n_neg:
         _log(f"  warning: {n_neg} of the top {config.embed_dim} eigenvalues are "
              "negative; those columns are zero (Theorem 1 needs them >= 0)")
     total = time.perf_counter() - t_start
+    peak = peak_rss_bytes()
+    if peak is not None:
+        _log(f"  peak memory   {peak / 1e9:8.2f} GB")
     _log(f"  {'total':<14s}{total:8.2f} s  -> {out}")
     if args.timings:
         options = {k: v for k, v in vars(args).items() if k != "func"}
-        report = {"stages": watch.stages, "total": total, "options": options}
+        report = {"stages": watch.stages, "total": total, "peak_rss_bytes": peak,
+                  "engine": config.resolved_engine(), "n_pairs": res.n_pairs,
+                  "n_matvecs": res.n_matvecs,
+                  "product_seconds": res.product_seconds, "n_tokens": res.n_tokens,
+                  "n_kept": res.n_kept, "eigvals": res.eigvals.tolist(),
+                  "residuals": res.residuals.tolist(), "options": options}
         write_json(args.timings, report, indent=2)
     return 0
 

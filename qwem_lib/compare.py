@@ -32,7 +32,8 @@ from . import cache as cache_mod
 from ._repr import short_repr
 from .errors import QwemError
 
-__all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run", "word2vec_run", "gensim_run", "qwem_run",
+__all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run",
+           "closed_form_process_run", "word2vec_run", "gensim_run", "qwem_run",
            "gensim_sentences"]
 
 # Closed-form knobs (``EmbedConfig`` options) for the statistics word2vec's usual
@@ -141,6 +142,62 @@ def closed_form_run(config, *, device=None, cache: bool = True,
 
     return _cached("closed", name or f"svd({config.method})",
                    {"config": config.key()}, compute, cache)
+
+
+def closed_form_process_run(config, *, device=None, cache: bool = True,
+                            name: str | None = None, progress: bool = False) -> Run:
+    """:func:`closed_form_run` in a fresh process (``python -m qwem_lib embed``), so
+    that its peak memory is its own: what a user running ``qwem embed`` would see.
+
+    The command reads the corpus file (no cached tokens or eigenpairs); ``info``
+    holds its ``--timings`` report: stage times, ``peak_rss_bytes``, ``n_pairs``
+    (sparse counts' entries), ``n_matvecs``, ``eigvals`` and ``residuals``.
+    """
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from .devices import default_device
+    from .vectors import load_word2vec
+
+    config.validate()
+    flags = {"--corpus": config.corpus, "--vocab-size": config.vocab_size,
+             "--dim": config.embed_dim, "--method": config.method,
+             "--window": config.context_len, "--weighting": config.weighting,
+             "--negatives": config.negatives, "--neg-power": config.neg_power,
+             "--scheme": config.scheme,
+             "--min-article-tokens": config.min_article_tokens,
+             "--subsample": config.subsample,
+             "--subsample-draws": config.subsample_draws,
+             "--weight-power": config.weight_power, "--engine": config.engine,
+             "--device": str(default_device(device))}
+
+    def compute():
+        with tempfile.TemporaryDirectory(prefix="qwem-run-") as tmp:
+            out, timings = Path(tmp) / "W.txt", Path(tmp) / "timings.json"
+            argv = [sys.executable, "-m", "qwem_lib", "embed", "--no-cache",
+                    "--out", str(out), "--timings", str(timings)]
+            argv += [str(x) for kv in flags.items() for x in kv]
+            if not progress:
+                argv.append("--quiet")
+            t0 = time.perf_counter()
+            done = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                                  stderr=None if progress else subprocess.PIPE,
+                                  text=True)
+            seconds = time.perf_counter() - t0
+            if done.returncode != 0:
+                last = (done.stderr or "").strip().splitlines()[-1:] or ["?"]
+                raise QwemError(f"qwem embed failed ({last[0]})")
+            words, W = load_word2vec(out)
+            report = json.loads(timings.read_text())
+        report.pop("options", None)
+        return Run(name or f"svd({config.method}), V = {config.vocab_size:,}", words,
+                   W, seconds, {"config": asdict(config), **report})
+
+    return _cached("closed-process", name or "", {"config": config.key(),
+                                                  "device": flags["--device"]},
+                   compute, cache)
 
 
 def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",

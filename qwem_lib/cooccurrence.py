@@ -11,6 +11,12 @@ slow: token positions are sorted by their centre word (a radix sort), so each bl
 work writes into a handful of rows that stay in cache, and two threads take disjoint
 row ranges.  The CUDA path scatters with atomics.  Memory stays O(V^2 + T): work is
 chunked, never O(T x context_len).
+
+For vocabularies where ``V x V`` no longer fits (V = 100,000 is 80 GB in float64),
+:func:`count_pairs_sparse` returns the same counts as a SciPy CSR matrix, built row
+by row with a sparse accumulator (a compiled numba kernel, two passes: count the
+entries of every row, then fill the preallocated arrays), in memory that grows with
+the number of distinct observed pairs and the corpus length, never with ``V^2``.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import torch
 
 from .devices import default_device
 from .errors import QwemError
-from .memory import require_dense
+from ._threads import run_ranges, run_threads
+from .memory import require, require_dense
 
-__all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_naive",
-           "MAX_WINDOW"]
+__all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_sparse",
+           "count_pairs_naive", "MAX_WINDOW"]
 
 # Peak memory of counting and of the target built in place from the counts
 # (pipeline.pair_statistics, then targets.m_star(out=P)), measured: peak RSS
@@ -168,29 +175,17 @@ def _count_forward_cpu(ids: np.ndarray, V: int, w: np.ndarray, chunk: int,
             r = rows_sorted[k * n_full // n_threads]
             bounds.append(int(torch.searchsorted(rows_sorted, r.reshape(1))))
         bounds.append(n_full)
-        errors: list[BaseException] = []
-
         def work(a: int, b: int) -> None:
-            try:
-                for c0 in range(a, b, chunk):
-                    c1 = min(c0 + chunk, b)
-                    win = windows[order[c0:c1]]
-                    key = win[:, :1].to(idx_dtype) * V + win[:, 1:].to(idx_dtype)
-                    key = key.reshape(-1)
-                    N.index_add_(0, key, wt[: key.numel()])
-                    if progress is not None:
-                        progress.update(c1 - c0)
-            except BaseException as exc:  # re-raised in the caller's thread
-                errors.append(exc)
+            for c0 in range(a, b, chunk):
+                c1 = min(c0 + chunk, b)
+                win = windows[order[c0:c1]]
+                key = win[:, :1].to(idx_dtype) * V + win[:, 1:].to(idx_dtype)
+                key = key.reshape(-1)
+                N.index_add_(0, key, wt[: key.numel()])
+                if progress is not None:
+                    progress.update(c1 - c0)
 
-        threads = [threading.Thread(target=work, args=(bounds[k], bounds[k + 1]))
-                   for k in range(n_threads) if bounds[k] < bounds[k + 1]]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        if errors:
-            raise errors[0]
+        run_ranges(work, zip(bounds[:-1], bounds[1:]))
     # The last L positions (incomplete windows): at most L * L pairs.
     Nv = N.view(V, V)
     for t in range(n_full, T):
@@ -281,3 +276,418 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
         if bar is not None:
             bar.close()
     return _symmetrize_(N)
+
+
+# ----------------------------------------------------------------------------------
+# Sparse counts (V up to 100,000 and more).
+
+# Bytes per token of the sparse counter's working arrays: the positions sorted by
+# centre word (int32 while T < 2^31), the ids as int32 (a copy unless they already
+# are), and slack for the caller's copy.
+SPARSE_BYTES_PER_TOKEN = 12.0
+
+_SPARSE_KERNELS = None
+_SPARSE_LOCK = threading.Lock()
+
+
+def _sparse_kernels():
+    """The numba kernels of :func:`count_pairs_sparse`, built on first use (importing
+    this module neither imports numba nor compiles anything).
+
+    The columns touched in a row are marked with plain byte stores (no
+    read-modify-write, no branch): ``flag[j] = 1`` and ``block[j // 64] = 1``.  At
+    the end of the row the block markers are read eight at a time (as uint64 words),
+    and the 64 column markers of each touched block are gathered into the bits of
+    one word, whose set bits are the block's columns in ascending order: no per-row
+    sort, time ``V / 512 + 8 * (touched blocks) + (entries)``.  The windows of the
+    positions a few steps ahead are prefetched (the positions of one word are
+    scattered over the corpus).
+    """
+    global _SPARSE_KERNELS
+    with _SPARSE_LOCK:
+        if _SPARSE_KERNELS is not None:
+            return _SPARSE_KERNELS
+        import numba
+        from llvmlite import ir
+        from numba.core import cgutils
+        from numba.extending import intrinsic
+
+        @intrinsic
+        def popcount(typingctx, x):
+            if not isinstance(x, numba.types.Integer):
+                return None
+
+            def codegen(context, builder, signature, args):
+                return builder.ctpop(args[0])
+
+            return x(x), codegen
+
+        @intrinsic
+        def ctz(typingctx, x):  # trailing zero bits of x != 0
+            if not isinstance(x, numba.types.Integer):
+                return None
+
+            def codegen(context, builder, signature, args):
+                return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+            return x(x), codegen
+
+        @intrinsic
+        def prefetch(typingctx, arr, idx):  # a read hint for arr[idx]
+            if not (isinstance(arr, numba.types.Array)
+                    and isinstance(idx, numba.types.Integer)):
+                return None
+
+            def codegen(context, builder, signature, args):
+                aryty = signature.args[0]
+                ary = context.make_array(aryty)(context, builder, args[0])
+                ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
+                                               [args[1]], wraparound=False)
+                i32 = ir.IntType(32)
+                fn = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(),
+                                                    [ptr.type, i32, i32, i32]),
+                    "llvm.prefetch.p0")
+                builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+                return context.get_dummy_value()
+
+            return numba.types.void(arr, idx), codegen
+
+        jit = numba.njit(cache=False, nogil=True, boundscheck=False)
+        AHEAD = 10  # positions prefetched ahead
+        BYTES_TO_BITS = np.uint64(0x0102040810204080)
+
+        @jit
+        def sort_positions(ids, starts, order):
+            # Stable counting sort of the positions by word: order[starts[i]:
+            # starts[i+1]] are the positions of word i, ascending.
+            T = ids.shape[0]
+            V = starts.shape[0] - 1
+            for t in range(T):
+                starts[ids[t] + 1] += 1
+            for i in range(V):
+                starts[i + 1] += starts[i]
+            nxt = starts[:V].copy()
+            for t in range(T):
+                x = ids[t]
+                order[nxt[x]] = t
+                nxt[x] += 1
+
+        @jit
+        def block_mask(flag64, b):
+            # The 64 byte markers of block b as the bits of one word (bit k: column
+            # 64 b + k), cleared.  Multiplying eight 0/1 bytes by BYTES_TO_BITS
+            # gathers them into the top byte, without carries.
+            m = np.uint64(0)
+            for k in range(8):
+                f = flag64[(b << 3) + k]
+                flag64[(b << 3) + k] = 0
+                m |= ((f * BYTES_TO_BITS) >> np.uint64(56)) << np.uint64(8 * k)
+            return m
+
+        def make_mark_row(add):
+            # mark_row(..., i, ...) marks the columns of row i, and if add (a
+            # compile-time constant here) adds their weights to acc.
+            @jit
+            def mark_row(ids, order, starts, seps, wts, i, flag, block, acc):
+                T = ids.shape[0]
+                K = seps.shape[0]
+                L = seps[K - 1]
+                for p in range(starts[i], starts[i + 1]):
+                    if p + AHEAD < T:
+                        ta = order[p + AHEAD]
+                        for u in range(max(ta - L, 0), min(ta + L, T - 1) + 16, 16):
+                            prefetch(ids, min(u, T - 1))
+                    t = order[p]
+                    if L <= t < T - L:  # the whole window inside the corpus
+                        for k in range(K):
+                            j = ids[t + seps[k]]
+                            flag[j] = 1
+                            block[j >> 6] = 1
+                            if add:
+                                acc[j] += wts[k]
+                            j = ids[t - seps[k]]
+                            flag[j] = 1
+                            block[j >> 6] = 1
+                            if add:
+                                acc[j] += wts[k]
+                        continue
+                    for k in range(K):
+                        u = t + seps[k]
+                        if u >= T:
+                            break
+                        j = ids[u]
+                        flag[j] = 1
+                        block[j >> 6] = 1
+                        if add:
+                            acc[j] += wts[k]
+                    for k in range(K):
+                        u = t - seps[k]
+                        if u < 0:
+                            break
+                        j = ids[u]
+                        flag[j] = 1
+                        block[j >> 6] = 1
+                        if add:
+                            acc[j] += wts[k]
+
+            return mark_row
+
+        mark_only = make_mark_row(False)
+        mark_add = make_mark_row(True)
+
+        @jit
+        def count_rows(ids, order, starts, seps, r0, r1, flag, block, flag64,
+                       block64, nnz_row):
+            # The number of distinct columns of every row r0 <= i < r1; clears the
+            # markers (flag64, block64: the same memory as flag, block).
+            none = np.empty(0)
+            for i in range(r0, r1):
+                if starts[i + 1] == starts[i]:
+                    continue
+                mark_only(ids, order, starts, seps, none, i, flag, block, none)
+                n = 0
+                for bw in range(block64.shape[0]):
+                    s = block64[bw]
+                    if s == 0:
+                        continue
+                    block64[bw] = 0
+                    while s:
+                        b = (bw << 3) + (ctz(s) >> 3)  # a touched block
+                        n += popcount(block_mask(flag64, b))
+                        s &= s - np.uint64(1)
+                nnz_row[i] = n
+
+        @jit
+        def fill_rows(ids, order, starts, seps, wts, r0, r1, flag, block, flag64,
+                      block64, acc, indptr, indices, data):
+            # Rows r0 <= i < r1 into indices/data[indptr[i]:indptr[i+1]], columns
+            # ascending; acc (all zero between rows) sums the weights per column.
+            for i in range(r0, r1):
+                if starts[i + 1] == starts[i]:
+                    continue
+                mark_add(ids, order, starts, seps, wts, i, flag, block, acc)
+                q = indptr[i]
+                for bw in range(block64.shape[0]):
+                    s = block64[bw]
+                    if s == 0:
+                        continue
+                    block64[bw] = 0
+                    while s:
+                        b = (bw << 3) + (ctz(s) >> 3)
+                        m = block_mask(flag64, b)
+                        while m:
+                            j = (b << 6) + ctz(m)
+                            indices[q] = j
+                            data[q] = acc[j]
+                            acc[j] = 0.0
+                            q += 1
+                            m &= m - np.uint64(1)
+                        s &= s - np.uint64(1)
+
+        @jit
+        def symmetrize_values(indptr, indices, data):
+            # data[(i, j)] = data[(j, i)] = their mean, for every i < j.  The
+            # pattern is symmetric, so the entries (j, i) of row j come up in
+            # ascending i: a cursor per row finds each one.
+            V = indptr.shape[0] - 1
+            cursor = indptr[:V].copy()
+            for i in range(V):
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    if j <= i:
+                        continue
+                    q = cursor[j]
+                    cursor[j] += 1
+                    m = (data[p] + data[q]) * 0.5
+                    data[p] = m
+                    data[q] = m
+
+        _SPARSE_KERNELS = (sort_positions, count_rows, fill_rows,
+                           symmetrize_values)
+        return _SPARSE_KERNELS
+
+
+def _run_pieces(pieces, n_threads: int, work, progress) -> None:
+    """Call ``work(r0, r1, scratch)`` for every row range of ``pieces`` (heaviest
+    first, as the vocabulary is in frequency order) on ``n_threads`` threads that
+    take the next range when done; ``progress`` advances by ``pieces[k][2]``."""
+    lock = threading.Lock()
+    nxt = [0]
+
+    def worker() -> None:
+        scratch = {}
+        while True:
+            with lock:
+                k = nxt[0]
+                nxt[0] += len(pieces) if k >= len(pieces) else 1
+            if k >= len(pieces):
+                return
+            r0, r1, size = pieces[k]
+            try:
+                work(r0, r1, scratch)
+            except BaseException:
+                with lock:           # the other threads stop at their next piece
+                    nxt[0] = len(pieces)
+                raise
+            if progress is not None:
+                progress.update(size)
+
+    run_threads(worker, min(n_threads, len(pieces)))
+
+
+def count_pairs_sparse(ids, vocab_size: int, context_len: int = 16,
+                       weighting: str | Sequence[float] = "linear", *,
+                       n_threads: int | None = None, progress: bool = False):
+    """Symmetric weighted window co-occurrence counts (paper's setup), sparse.
+
+    The same counts as :func:`count_pairs`, for vocabularies whose dense ``V x V``
+    matrix does not fit (the paper's V = 10,000 is 0.8 GB dense, V = 100,000 would be
+    80 GB): memory grows with the number of distinct pairs observed within the window
+    and with the corpus length, never with ``V^2``.
+
+    Token positions are sorted by centre word (a stable counting sort), then every
+    row ``i`` is built with a sparse accumulator: for each position ``t`` of word
+    ``i`` and each separation ``s``, ``w_s`` is added to the columns ``x_{t+s}`` and
+    ``x_{t-s}``.  This gives the full symmetric ``C = N + N^T`` directly (a pair of two
+    equal words at separation ``s`` is seen from both ends: ``2 w_s`` on the
+    diagonal).  The columns a row touches are marked in two levels of byte markers
+    (columns, blocks of 64 columns), read back in ascending order: no per-row sort.
+    A first pass counts the entries of each row, a second fills the preallocated CSR
+    arrays; rows are shared among threads in ranges of about equal numbers of
+    positions.  Work is ``O(T L + nnz + V^2 / 512)`` word operations per pass (the
+    last term: each row's scan of its block markers, small up to V of a few
+    100,000s); memory ``12 nnz + 12 T + O(V)`` bytes (the result, the sorted
+    positions and the ids as int32, per-thread markers and accumulator).
+
+    Parameters
+    ----------
+    ids : (T,) int array
+        In-vocabulary token ids in corpus order (out-of-vocabulary tokens already
+        removed, as in the paper).
+    vocab_size : int
+        V; every id must be in ``[0, V)``.
+    context_len : int
+        Window half-width L (the paper: 16); the pair at separation s gets ``w_s``.
+    weighting : {"linear", "uniform"} or sequence
+        See :func:`window_weights`.
+    n_threads : int, optional
+        Worker threads (default ``torch.get_num_threads()``).  The result does not
+        depend on it, bit for bit.
+    progress : bool
+        Show a bar over the token positions of both passes.
+
+    Returns
+    -------
+    C : (V, V) scipy.sparse.csr_matrix, float64, symmetric
+        ``C[i, j] = sum_s w_s * #{t : (x_t, x_{t+s}) = (i, j) or (j, i)}``, both
+        triangles stored, in canonical form (sorted column indices in every row, no
+        duplicates, no stored zeros); int32 ``indptr`` and ``indices`` while the
+        number of entries is below 2^31, int64 beyond.  Equal to
+        ``count_pairs(...).numpy()`` bit for bit for integer weights ("linear",
+        "uniform"); for other weights up to the order of floating-point additions
+        (and then made exactly symmetric: ``C[i, j]`` and ``C[j, i]``, summed in
+        different orders, are both set to their mean).
+
+    Raises
+    ------
+    QwemError
+        On bad input (as :func:`count_pairs`), or if the working arrays (before any
+        work) or the result (after the first pass, which counts its entries) would
+        not fit in the memory available (:func:`qwem_lib.memory.require`;
+        ``QWEM_MEMORY_CHECK=0`` skips it).
+    """
+    import scipy.sparse
+
+    ids, V = _check_ids(ids, vocab_size)
+    w = window_weights(context_len, weighting)
+    T = len(ids)
+    n_threads = max(1, int(n_threads or torch.get_num_threads()))
+    fix = ("choose a smaller --vocab-size or --window, or a machine with more "
+           "memory")
+    require(SPARSE_BYTES_PER_TOKEN * T + (16.0 + 12.0 * n_threads) * V, "cpu",
+            f"counting pairs (sparse statistics) of {T:,} tokens for V = {V:,}", fix)
+    # Separations with a non-zero weight (a zero weight must not store zeros).
+    seps = np.flatnonzero(w).astype(np.int64) + 1
+    wts = np.ascontiguousarray(w[seps - 1])
+
+    def empty():
+        return scipy.sparse.csr_matrix(
+            (np.zeros(0), np.zeros(0, np.int32), np.zeros(V + 1, np.int32)),
+            shape=(V, V))
+
+    if T < 2 or len(seps) == 0:
+        return empty()
+    sort_positions, count_rows, fill_rows, symmetrize_values = _sparse_kernels()
+    from .progress import bar as progress_bar
+
+    ids32 = np.ascontiguousarray(ids, dtype=np.int32)
+    starts = np.zeros(V + 1, dtype=np.int64)
+    order = np.empty(T, dtype=np.int32 if T < 2**31 else np.int64)
+    sort_positions(ids32, starts, order)
+    # Row ranges of about T / n_pieces positions each (the frequent words' rows are
+    # the heaviest and come first); ~64 per thread for balance and the bar.
+    n_pieces = max(64, 64 * n_threads)
+    cuts = np.searchsorted(starts, np.arange(1, n_pieces) * (T / n_pieces))
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 0, V), [V]]))
+    pieces = [(int(a), int(b), int(starts[b] - starts[a]))
+              for a, b in zip(bounds[:-1], bounds[1:])]
+
+    n_blocks = -(-V // 64)  # blocks of 64 columns
+
+    def scratch_arrays(scratch):
+        # Per thread: byte markers of the columns and of the blocks (zero between
+        # rows; seen by the kernels also as uint64 words) and the accumulator.
+        if "flag" not in scratch:
+            flag64 = np.zeros(8 * n_blocks, dtype=np.uint64)
+            block64 = np.zeros(-(-n_blocks // 8), dtype=np.uint64)
+            scratch["flag"] = (flag64.view(np.uint8), block64.view(np.uint8), flag64,
+                               block64)
+            scratch["acc"] = np.zeros(V, dtype=np.float64)
+        return scratch["flag"], scratch["acc"]
+
+    # Pass 1: the number of entries of every row.
+    nnz_row = np.zeros(V, dtype=np.int64)
+
+    def count_work(r0, r1, scratch):
+        markers, _ = scratch_arrays(scratch)
+        count_rows(ids32, order, starts, seps, r0, r1, *markers, nnz_row)
+
+    # One bar for both passes (each position is visited twice).
+    bar = progress_bar(progress, total=2 * T, desc="co-occurrence", unit="tok",
+                       unit_scale=True)
+    try:
+        _run_pieces(pieces, n_threads, count_work, bar)
+    except BaseException:
+        bar.close()
+        raise
+    nnz = int(nnz_row.sum())
+    idx_dtype = np.int32 if nnz < 2**31 else np.int64
+    isize = np.dtype(idx_dtype).itemsize
+    require(nnz * (8.0 + isize) + (V + 1) * isize, "cpu",
+            f"the sparse pair counts for V = {V:,} ({nnz:,} entries)", fix)
+    indptr = np.zeros(V + 1, dtype=idx_dtype)
+    np.cumsum(nnz_row, out=indptr[1:])
+    del nnz_row
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.empty(nnz, dtype=np.float64)
+
+    # Pass 2: fill the rows.
+    def fill_work(r0, r1, scratch):
+        markers, acc = scratch_arrays(scratch)
+        fill_rows(ids32, order, starts, seps, wts, r0, r1, *markers, acc, indptr,
+                  indices, data)
+
+    try:
+        _run_pieces(pieces, n_threads, fill_work, bar)
+    finally:
+        bar.close()
+    del order, ids32
+    if not np.array_equal(wts, np.round(wts)):
+        # Row i sums the weights of C[i, j] in another order than row j those of
+        # C[j, i]: with non-integer weights they can differ in the last bits.
+        symmetrize_values(indptr, indices, data)
+    C = scipy.sparse.csr_matrix((data, indices, indptr), shape=(V, V))
+    C.has_sorted_indices = True
+    C.has_canonical_format = True
+    return C

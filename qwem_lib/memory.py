@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +32,7 @@ import torch
 from .errors import QwemError
 
 __all__ = ["available_bytes", "require", "require_dense", "dense_vocab_that_fits",
+           "peak_rss_bytes",
            "ENV"]
 
 ENV = "QWEM_MEMORY_CHECK"
@@ -220,3 +222,28 @@ def require_dense(vocab_size: int, bytes_per_entry: float, device, *,
                 "with more memory")
 
     require(need, device, f"{what} for V = {V:,}", fix)
+
+
+def peak_rss_bytes() -> int | None:
+    """The largest resident set size of this process so far, in bytes (None where
+    the platform does not say): what "peak memory" means in ``qwem embed``.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``, the high-water mark of this
+    program's own memory.  ``getrusage``'s ``ru_maxrss``, the fallback elsewhere,
+    also counts the memory of the process that started this one when it was started
+    with ``vfork`` (as Python's ``subprocess`` does): a ``qwem embed`` launched from a
+    notebook holding 5 GB would report at least 5 GB.
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024       # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024

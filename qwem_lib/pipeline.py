@@ -30,9 +30,14 @@ __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
            "statistics", "closed_form", "require_memory"]
 
 METHODS = ("mstar", "ppmi", "pmi")
+ENGINES = ("auto", "dense", "sparse")
+# From this vocabulary size on, "auto" counts into sparse matrices and solves with the
+# matrix-free operator M* = S - 2·11ᵀ (targets.SparseTarget); below it the dense
+# V x V path is faster (bench/README.md, "Large vocabularies").
+SPARSE_FROM_V = 15_000
 # Bump when the eigensolver's defaults or accuracy change: it is part of cache keys
 # (which also hold a fingerprint of the code, _CODE: see qwem_lib.cache).
-_SOLVER_VERSION = "block-krylov-2"
+_SOLVER_VERSION = "block-krylov-3"
 _CODE = ("qwem_lib.pipeline",)
 
 # Peak memory in bytes per V x V entry, measured (peak RSS minus the RSS before, fresh
@@ -42,6 +47,9 @@ _CODE = ("qwem_lib.pipeline",)
 # entry at V = 3,000 and 6,000, d = 200), or the dense eigendecomposition (d >= V/4),
 # 24.2 (27.2 and 24.9).
 _EIGEN_BYTES = 13.0
+_KRYLOV_BLOCKS = 4   # spectral.top_eigh's default n_blocks
+# Every eigenpair of a closed form has ||M v - λ v|| <= RESIDUAL_TOL · λ_1.
+RESIDUAL_TOL = 5e-6
 _DENSE_EIGEN_BYTES = 24.5
 
 
@@ -78,6 +86,12 @@ class EmbedConfig:
     subsample_draws : int
         Independent subsamplings whose counts are summed (like word2vec's epochs,
         each of which draws its own), seeded, so the result is reproducible.
+    engine : {"auto", "dense", "sparse"}
+        How the statistics are held: dense V x V matrices, or sparse counts and the
+        matrix-free target ``S + shift·aaᵀ`` (:class:`qwem_lib.targets.SparseTarget`),
+        whose memory grows with the observed pairs instead of V².  ``"auto"``:
+        sparse from V = :data:`SPARSE_FROM_V` on.  Both give the same eigenpairs
+        (to the eigensolver's tolerance).
     weight_power : float
         β: factorise with the rank-one pair weights ``G_ij = g_i g_j``,
         ``g_i ∝ f_i^β`` (``f`` the word frequencies, normalised to mean 1), instead
@@ -100,6 +114,7 @@ class EmbedConfig:
     subsample: float = 0.0
     subsample_draws: int = 5
     weight_power: float = 0.0
+    engine: str = "auto"
 
     def __post_init__(self):
         # numpy scalars and paths are accepted, and stored as Python's int/float/str
@@ -128,6 +143,9 @@ class EmbedConfig:
                     or not math.isfinite(value):
                 raise QwemError(f"{name} ({flag}) must be a finite number, got "
                                 f"{value!r}")
+        if self.engine not in ENGINES:
+            raise QwemError(f"unknown engine {self.engine!r}; use one of "
+                            f"{', '.join(ENGINES)}")
         if self.method not in METHODS:
             raise QwemError(f"unknown method {self.method!r}; use one of "
                             f"{', '.join(METHODS)}")
@@ -161,7 +179,15 @@ class EmbedConfig:
         (:func:`qwem_lib.cache.corpus_identity`), not by its name."""
         fields = asdict(self)
         fields["corpus"] = cache_mod.corpus_identity(self.corpus)
+        fields["engine"] = self.resolved_engine()
         return fields | {"solver": _SOLVER_VERSION}
+
+    def resolved_engine(self) -> str:
+        """``engine`` with ``"auto"`` resolved: ``"sparse"`` from V =
+        :data:`SPARSE_FROM_V` on, else ``"dense"``."""
+        if self.engine != "auto":
+            return self.engine
+        return "sparse" if self.vocab_size >= SPARSE_FROM_V else "dense"
 
 
 class Stopwatch:
@@ -211,6 +237,14 @@ class ClosedForm:
     cached : bool
         Read from the closed-form cache (``timings`` are then the load's, or with
         ``cache="timed"`` those of the run that computed the entry).
+    n_pairs : int or None
+        Stored entries of the sparse counts (distinct ordered pairs observed within
+        the window); None for the dense engine.
+    n_matvecs : int
+        Columns multiplied by the target in the eigensolver (0: dense solver).
+    product_seconds : float or None
+        Seconds of the eigensolver spent in products with the sparse target (the
+        rest is orthogonalisation and Rayleigh-Ritz); None for the dense engine.
     """
 
     __repr__ = short_repr
@@ -226,6 +260,9 @@ class ClosedForm:
     timings: dict = field(default_factory=dict)
     target: torch.Tensor | None = None
     cached: bool = False
+    n_pairs: int | None = None
+    n_matvecs: int = 0
+    product_seconds: float | None = None
 
 
 def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
@@ -238,6 +275,12 @@ def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
     """
     from .memory import require_dense
 
+    if config.resolved_engine() == "sparse":
+        # The counts are checked by count_pairs_sparse once their size is known,
+        # the operator's working copy with the solver after counting (closed_form).
+        if eigen:
+            _require_krylov(config, device)
+        return
     count = 8.0 * (2 if config.subsample else 1)
     after = 8.0 * (2 if keep_pairs else 1)
     if eigen:
@@ -245,6 +288,28 @@ def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
                   else _EIGEN_BYTES)
     require_dense(config.vocab_size, max(count, after), default_device(device),
                   what="dense V x V work (statistics and eigensolver)")
+
+
+def _require_krylov(config: EmbedConfig, device, extra: float = 0.0) -> None:
+    """The sparse eigensolver's basis, its image and six (V, b) blocks in float64,
+    plus ``extra`` bytes (the operator's float32 working copy, once known)."""
+    from .memory import require
+
+    b = min(config.embed_dim + max(16, config.embed_dim // 3), config.vocab_size)
+    need = (2 * _KRYLOV_BLOCKS + 6) * b * config.vocab_size * 8.0 + extra
+    require(need, default_device(device),
+            f"the eigensolver's Krylov basis (V = {config.vocab_size:,}, "
+            f"d = {config.embed_dim})",
+            "choose a smaller --dim or --vocab-size, or a machine with more memory")
+
+
+def _tokens(config: EmbedConfig, watch: Stopwatch, cache: bool, progress: bool):
+    """The corpus's in-vocabulary token ids (stage "read+tokenise")."""
+    with watch.stage("read+tokenise"):
+        return corpus_mod.load_tokens(config.corpus, config.vocab_size,
+                                      scheme=config.scheme,
+                                      min_article_tokens=config.min_article_tokens,
+                                      cache=cache, progress=progress)
 
 
 def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -260,34 +325,79 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     config.validate()
     device = default_device(device)
     watch = watch or Stopwatch(device)
-    with watch.stage("read+tokenise"):
-        tokens = corpus_mod.load_tokens(config.corpus, config.vocab_size,
-                                        scheme=config.scheme,
-                                        min_article_tokens=config.min_article_tokens,
-                                        cache=cache, progress=progress)
+    tokens = _tokens(config, watch, cache, progress)
     with watch.stage("count"):  # counts, normalised in place: one V x V buffer
         C = _count(tokens.ids, config, device, progress)
         P_ij, unigram = pair_probs(C, out=C)
     return tokens, P_ij, unigram
 
 
-def _count(ids, config: EmbedConfig, device, progress: bool) -> torch.Tensor:
-    """Window counts of ``ids``, over ``subsample_draws`` subsamplings if asked."""
+def _draws(ids, config: EmbedConfig):
+    """The token arrays counted: ``ids`` itself, or ``subsample_draws`` seeded
+    subsamplings of it (word2vec's frequent-word subsampling, one per epoch)."""
     if not config.subsample:
-        return count_pairs(ids, config.vocab_size, config.context_len,
-                           config.weighting, device=device, progress=progress)
+        yield ids
+        return
     ids = np.asarray(ids)
     keep = keep_probs(np.bincount(ids, minlength=config.vocab_size),
                       config.subsample).numpy()[ids]
-    total = None
     for draw in range(config.subsample_draws):
         rng = np.random.default_rng([config.subsample_draws, draw])
-        C = count_pairs(ids[rng.random(len(ids)) < keep], config.vocab_size,
-                        config.context_len, config.weighting, device=device,
-                        progress=progress)
+        yield ids[rng.random(len(ids)) < keep]
+
+
+def _count(ids, config: EmbedConfig, device, progress: bool) -> torch.Tensor:
+    """Dense window counts of ``ids``, summed over the subsamplings if asked."""
+    total = None
+    for kept in _draws(ids, config):
+        C = count_pairs(kept, config.vocab_size, config.context_len,
+                        config.weighting, device=device, progress=progress)
         total = C if total is None else total.add_(C)
         del C
     return total
+
+
+def _count_sparse(ids, config: EmbedConfig, progress: bool):
+    """Sparse window counts of ``ids`` (scipy CSR), summed over the subsamplings."""
+    from .cooccurrence import count_pairs_sparse
+
+    total = None
+    for kept in _draws(ids, config):
+        C = count_pairs_sparse(kept, config.vocab_size, config.context_len,
+                               config.weighting, progress=progress)
+        total = C if total is None else total + C
+        del C
+    return total
+
+
+def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
+                      watch: Stopwatch | None = None, cache: bool = True):
+    """Tokens, then the target of ``config`` as a matrix-free sparse operator.
+
+    Memory grows with the observed pairs, not with V²: the counts are sparse
+    (:func:`qwem_lib.cooccurrence.count_pairs_sparse`) and become the operator's
+    values in place (:func:`qwem_lib.targets.sparse_target`).
+
+    Returns
+    -------
+    tokens : qwem_lib.corpus.TokenData
+    M : qwem_lib.targets.SparseTarget
+        M* (``S - 2·aaᵀ``), PPMI or PMI; ``ΓMΓ`` when ``config.weight_power`` is set.
+    """
+    from .targets import sparse_target
+
+    config.validate()
+    device = default_device(device)
+    watch = watch or Stopwatch(device)
+    tokens = _tokens(config, watch, cache, progress)
+    with watch.stage("count"):
+        C = _count_sparse(tokens.ids, config, progress)
+    with watch.stage("target"):
+        scale = row_scale(tokens.ids, config).numpy() if config.weight_power else None
+        M, _ = sparse_target(config.method, C, negatives=config.negatives,
+                             neg_power=config.neg_power, scale=scale, device=device)
+        del C
+    return tokens, M
 
 
 def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
@@ -297,9 +407,13 @@ def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     Returns
     -------
     tokens : qwem_lib.corpus.TokenData
-    M : (V, V) float64 tensor on ``device``
-        M*, PPMI or PMI as ``config.method`` says.
+    M : (V, V) float64 tensor on ``device``, or a SparseTarget
+        M*, PPMI or PMI as ``config.method`` says; with the sparse engine
+        (``config.resolved_engine()``) the operator of :func:`sparse_statistics`.
     """
+    if config.resolved_engine() == "sparse":
+        return sparse_statistics(config, device=device, progress=progress,
+                                 watch=watch, cache=cache)
     watch = watch or Stopwatch(default_device(device))
     tokens, P, unigram = pair_statistics(config, device=device, progress=progress,
                                          watch=watch, cache=cache)
@@ -325,7 +439,7 @@ def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
     return (g / g.mean()).sqrt()
 
 
-def _top_eigenpairs(M: torch.Tensor, k: int, *, cache: bool,
+def _top_eigenpairs(M, k: int, *, cache: bool,
                     progress: bool) -> EighResult:
     """Top-k eigenpairs of M (on M's device), returned on the CPU.
 
@@ -337,11 +451,19 @@ def _top_eigenpairs(M: torch.Tensor, k: int, *, cache: bool,
     paid for it.
     """
     if 4 * k >= M.shape[0]:
+        if not isinstance(M, torch.Tensor):   # a sparse operator of a small V
+            M = M.to_dense().to(M.device)
         lam, U = eigenbasis(M, cache=None if cache else False, progress=progress)
         lam, U = lam[:k], U[:, :k]
         res = torch.linalg.vector_norm(M.to(torch.float64) @ U - U * lam, dim=0)
         return EighResult(lam.cpu(), U.cpu(), res.cpu(), M.shape[0], 0)
-    eig = top_eigh(M, k, work_dtype=torch.float32, progress=progress)
+    # For the matrix-free operator a block a third wider than the pairs wanted:
+    # fewer restarts at the edge of the bulk outweigh the wider products there
+    # (12,680 columns and 239 s against 12,288 and 274 s at V = 50,000, d = 300).
+    block = None if isinstance(M, torch.Tensor) else min(k + max(16, k // 3),
+                                                         M.shape[0])
+    eig = top_eigh(M, k, block_size=block, work_dtype=torch.float32,
+                   progress=progress, residual_tol=RESIDUAL_TOL)
     return EighResult(eig.eigvals.cpu(), eig.eigvecs.cpu(), eig.residuals.cpu(),
                       eig.n_matvecs, eig.n_restarts)
 
@@ -395,6 +517,10 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                          torch.from_numpy(entry["residuals"]), 0, 0)
         n_tokens, n_kept = int(entry["n_tokens"]), int(entry["n_kept"])
         stored_stages = json.loads(str(entry["stages"]))
+        n_pairs = int(entry["n_pairs"]) if int(entry["n_pairs"]) >= 0 else None
+        n_matvecs = int(entry["n_matvecs"])
+        product_seconds = float(entry["product_seconds"])
+        product_seconds = None if product_seconds < 0 else product_seconds
     else:
         require_memory(config, device)
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
@@ -403,15 +529,24 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         n_tokens, n_kept = tokens.n_tokens, len(tokens.ids)
         scale = row_scale(tokens.ids, config)
         del tokens
+        n_pairs = getattr(M, "nnz", None)
+        if n_pairs is not None:   # the operator's float32 copy beside the solver
+            _require_krylov(config, device, extra=4.0 * n_pairs)
         with watch.stage("eigen"):
             eig = _top_eigenpairs(M, config.embed_dim, cache=bool(cache),
                                   progress=progress)
+        n_matvecs = eig.n_matvecs
+        product_seconds = M.stats["seconds"] if n_pairs is not None else None
         if cache:
             cache_mod.store("closed_form", key, {
                 "words": np.array(words), "eigvals": eig.eigvals.numpy(),
                 "eigvecs": eig.eigvecs.numpy(), "residuals": eig.residuals.numpy(),
                 "n_tokens": np.int64(n_tokens), "n_kept": np.int64(n_kept),
                 "row_scale": scale.numpy(),
+                "n_pairs": np.int64(-1 if n_pairs is None else n_pairs),
+                "n_matvecs": np.int64(n_matvecs),
+                "product_seconds": np.float64(-1.0 if product_seconds is None
+                                              else product_seconds),
                 "stages": np.array(json.dumps(dict(watch.stages)))}, code=_CODE)
         if not keep_target:
             del M
@@ -422,4 +557,5 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         else dict(watch.stages)
     return ClosedForm(config, words, W, eig.eigvals, eig.eigvecs, eig.residuals,
                       n_tokens, n_kept, stages, M if keep_target else None,
-                      cached=entry is not None)
+                      cached=entry is not None, n_pairs=n_pairs, n_matvecs=n_matvecs,
+                      product_seconds=product_seconds)

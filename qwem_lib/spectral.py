@@ -54,21 +54,23 @@ class EighResult:
     n_restarts: int
 
 
-def _cholesky_qr(Z: torch.Tensor) -> torch.Tensor | None:
+def _cholesky_qr(Z: torch.Tensor, owned: bool = False) -> torch.Tensor | None:
     """Orthonormal basis of Z's columns by Cholesky QR (BLAS-3 only), or None.
 
     ``Z^T Z = L L^T`` and ``Z L^{-T}``: an order of magnitude faster than Householder
-    QR for tall blocks on CPUs.  Columns are scaled to unit norm first; None when the
-    Gram matrix is not numerically positive definite (nearly dependent columns).
+    QR for tall blocks on CPUs.  Columns are scaled to unit norm first (in place when
+    the caller ``owned`` Z); None when the Gram matrix is not numerically positive
+    definite (nearly dependent columns).
     """
     norms = torch.linalg.vector_norm(Z, dim=0)
     if not bool((norms > 0).all()):
         return None
-    Z = Z / norms
+    Z = Z.div_(norms) if owned else Z / norms
     L, info = torch.linalg.cholesky_ex(Z.T @ Z)
     if int(info) != 0:
         return None
-    return torch.linalg.solve_triangular(L, Z.T, upper=False).T
+    # Z L^{-T}, solved from the right: no transposed copies of the (V, b) block
+    return torch.linalg.solve_triangular(L.T, Z, upper=True, left=False)
 
 
 def _orthonormalize(Z: torch.Tensor, Q: torch.Tensor | None) -> torch.Tensor:
@@ -78,33 +80,56 @@ def _orthonormalize(Z: torch.Tensor, Q: torch.Tensor | None) -> torch.Tensor:
     ("twice is enough") restore the orthogonality one pass loses when Z is nearly
     inside span(Q) or badly conditioned.  Householder QR is the fallback.
     """
+    owned = False
     for _ in range(2):
         if Q is not None and Q.shape[1]:
-            Z = Z - Q @ (Q.T @ Z)
-        Y = _cholesky_qr(Z)
+            Z = torch.addmm(Z, Q, Q.T @ Z, alpha=-1)   # one new block, no temporary
+            owned = True
+        Y = _cholesky_qr(Z, owned)
         Z = torch.linalg.qr(Z).Q if Y is None else Y
+        owned = True
     return Z
 
 
-def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
-                  tol: float, max_restarts: int, callback, bar) -> EighResult:
-    """Thick-restart block Krylov iteration from the start block X (V, b)."""
-    b = X.shape[1]
+def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
+                  tol: float, max_restarts: int, callback, bar,
+                  residual_tol: float | None = None) -> EighResult:
+    """Thick-restart block Krylov iteration from the start block X (V, b).
+
+    The basis and its image under M live in two preallocated (V, n_blocks·b) buffers
+    filled block by block (no concatenated copies), so the working memory is
+    2·n_blocks·b·V numbers plus a few (V, b) blocks.  After a restart the basis is
+    the b kept Ritz vectors plus blocks as wide as the unconverged part, as many as
+    fit (at most n_blocks - 1 expansions).
+    """
+    V, b = X.shape
+    width = n_blocks * b
+    Qbuf = torch.empty(V, width, dtype=X.dtype, device=X.device)
+    MQbuf = torch.empty_like(Qbuf)
     Q = _orthonormalize(X, None)
-    basis, images = [Q], [M @ Q]
-    n_mv = Q.shape[1]
+    Qbuf[:, :b] = Q
+    MQbuf[:, :b] = M @ Q
+    m = b                       # columns of the basis in use
+    n_mv = b
     scale = 0.0
     done = 0
     prev = None
     for restart in range(max_restarts + 1):
         # Expand the Krylov basis from the newest block; every block's product with
         # M is kept, so Rayleigh-Ritz needs no extra products.
+        last = MQbuf[:, m - b:m] if restart == 0 else MQbuf[:, m - nz:m]
         for _ in range(n_blocks - 1):
-            Z = _orthonormalize(images[-1], torch.cat(basis, 1))
-            basis.append(Z)
-            images.append(M @ Z)
-            n_mv += Z.shape[1]
-        Qall, MQall = torch.cat(basis, 1), torch.cat(images, 1)
+            if m + last.shape[1] > width:
+                break
+            Z = _orthonormalize(last, Qbuf[:, :m])
+            w = Z.shape[1]
+            Qbuf[:, m:m + w] = Z
+            MQbuf[:, m:m + w] = M @ Z
+            last = MQbuf[:, m:m + w]
+            m += w
+            n_mv += w
+            del Z
+        Qall, MQall = Qbuf[:, :m], MQbuf[:, :m]
         H = Qall.T @ MQall
         theta, S = torch.linalg.eigh(0.5 * (H + H.T))
         theta, S = theta.flip(0), S.flip(1)
@@ -115,6 +140,8 @@ def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
         ok = res[:k] <= tol * scale
         if prev is not None:
             ok |= (theta[:k] - prev).abs() <= tol * theta[:k].abs()
+        if residual_tol is not None:     # and every residual small next to θ_1
+            ok &= res[:k] <= residual_tol * theta[0].abs()
         prev = theta[:k].clone()
         done = int(ok.cumprod(0).sum())
         if callback is not None:
@@ -128,8 +155,15 @@ def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
         # continue from the residuals of the unconverged ones, which span the next
         # Krylov directions: span{Y, M Y} = span{Y, R}.
         Z = _orthonormalize(R[:, done:], Y)
-        basis, images = [Y, Z], [MY, M @ Z]
-        n_mv += Z.shape[1]
+        nz = Z.shape[1]
+        Qbuf[:, :b] = Y
+        MQbuf[:, :b] = MY
+        del Y, MY, R
+        Qbuf[:, b:b + nz] = Z
+        MQbuf[:, b:b + nz] = M @ Z
+        del Z
+        m = b + nz
+        n_mv += nz
     raise QwemError(
         f"the eigensolver did not converge in {max_restarts} restarts ({done} of {k} "
         f"pairs within tol={tol:g}); raise max_restarts or tol")
@@ -137,15 +171,19 @@ def _block_krylov(M: torch.Tensor, X: torch.Tensor, k: int, n_blocks: int,
 
 def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
              n_blocks: int = 4, tol: float | None = None, max_restarts: int = 60,
+             residual_tol: float | None = None,
              work_dtype: torch.dtype | None = None, seed: int = 0,
              progress: bool = False, callback=None) -> EighResult:
     """Top-k eigenpairs (largest algebraic eigenvalues) of a symmetric matrix.
 
     Parameters
     ----------
-    M : (V, V) tensor, symmetric
+    M : (V, V) tensor, symmetric, or a matrix-free operator
         Any device; results are in M's dtype on M's device (use float64 where
-        spectra are compared with theory).
+        spectra are compared with theory).  An operator such as
+        :class:`qwem_lib.targets.SparseTarget` needs ``shape``, ``dtype``,
+        ``device``, ``M @ X`` for (V, b) tensors X, ``to(dtype)`` and
+        ``to_dense()`` (used only when V is small).
     k : int
         Number of eigenpairs, ``1 <= k < V``.
     block_size : int, optional
@@ -161,11 +199,15 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
         while values have long settled; the reported ``residuals`` bound the
         eigenvalue errors rigorously (``|θ - λ| <= ||r||``).
     max_restarts : int
+    residual_tol : float, optional
+        Also require of every returned pair, in the final pass, ``||M v - θ v|| <=
+        residual_tol · |θ_1|`` (e.g. 5e-6: eigenvectors, not only eigenvalues,
+        accurate where values settle first).
     work_dtype : torch dtype, optional
         A lower precision (e.g. ``torch.float32`` for a float64 M) for the bulk of
         the iterations, which then continue in M's dtype from the low-precision Ritz
         vectors until ``tol`` is met: about twice as fast, same final accuracy.
-        Needs a copy of M in ``work_dtype``.
+        Needs a copy of M (of a sparse operator's values) in ``work_dtype``.
     seed : int
         Seed of the random start block (a private generator; global RNG untouched).
     progress : bool
@@ -189,6 +231,8 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
         tol = max(1e-7, 50 * torch.finfo(dtype).eps)
     b = min(block_size or k + max(16, k // 6), V)
     if V <= max(3 * b, 600):      # small problems: dense is cheaper and exact
+        if not isinstance(M, torch.Tensor):               # a matrix-free operator
+            M = M.to_dense().to(device=device, dtype=dtype)
         w, U = torch.linalg.eigh(M)
         w, U = w.flip(0)[:k], U.flip(1)[:, :k]
         res = torch.linalg.vector_norm(M @ U - U * w, dim=0)
@@ -211,7 +255,8 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
             n_mv, restarts = rough.n_matvecs, rough.n_restarts + 1
             if bar is not None:
                 bar.set_postfix_str(f"refining in {str(dtype).removeprefix('torch.')}")
-        res = _block_krylov(M, X, k, n_blocks, tol, max_restarts, callback, bar)
+        res = _block_krylov(M, X, k, n_blocks, tol, max_restarts, callback, bar,
+                            residual_tol)
     finally:
         if bar is not None:
             bar.close()

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 
+import numpy as np
 import torch
 
 from .errors import QwemError
 from .memory import require_dense
 
-__all__ = ["pair_probs", "negative_probs", "m_star", "pmi", "ppmi",
+__all__ = ["pair_probs", "negative_probs", "m_star", "pmi", "ppmi", "SparseTarget",
+           "sparse_target",
            "setting31_weights", "target", "artanh_pmi"]
 
 _BLOCK = 64   # rows per block: temporaries stay in cache
@@ -243,3 +246,210 @@ def artanh_pmi(m: torch.Tensor) -> torch.Tensor:
     return 2.0 * torch.atanh(m / 2.0)
 
 
+
+
+# --------------------------------------------------------------- sparse targets (large V)
+
+
+def _row_bounds(indptr: np.ndarray, n_parts: int) -> list[int]:
+    """Row boundaries splitting a CSR matrix into parts of about equal nnz."""
+    V = len(indptr) - 1
+    nnz = int(indptr[-1])
+    cuts = [int(np.searchsorted(indptr, nnz * k // n_parts, side="left"))
+            for k in range(1, n_parts)]
+    return sorted({0, V, *[min(max(c, 0), V) for c in cuts]})
+
+
+def _threaded(kernel, indptr: np.ndarray, n_threads: int, *args) -> None:
+    """Run ``kernel(*args, r0, r1)`` over row ranges of about equal nnz, in threads."""
+    from ._threads import run_ranges
+
+    bounds = _row_bounds(indptr, max(1, n_threads))
+    run_ranges(lambda r0, r1: kernel(*args, r0, r1), zip(bounds[:-1], bounds[1:]))
+
+
+class SparseTarget:
+    """A target that is sparse plus rank one: ``M = S + shift · a aᵀ``, matrix-free.
+
+    Wherever a pair never co-occurs, M*_ij = -2 exactly (Thm. 1 with P_ij = 0), so
+    ``M* = S - 2·a aᵀ`` with ``S = M* + 2`` non-zero only on observed pairs and ``a``
+    the indicator of words that occur at all (rows of words that never co-occur are
+    0, as in :func:`m_star`).  PMI and PPMI are 0 on unobserved pairs: ``shift = 0``.
+    With pair weights ``g_i g_j`` (``weight_power``) the operator is ``ΓMΓ``: ``S``
+    scaled on both sides and ``a`` by ``Γ``.  A product ``M X`` costs O(nnz · b + V · b)
+    for a block of b columns instead of O(V² · b).
+
+    It offers what :func:`qwem_lib.spectral.top_eigh` needs of a matrix: ``shape``,
+    ``dtype``, ``device``, ``ndim``, ``@`` with a (V, b) tensor, ``to(dtype)`` and
+    ``to_dense()`` (small V only).  On the CPU the product is a compiled kernel over
+    row ranges on ``n_threads`` threads (each row is computed by one thread, so the
+    result does not depend on their number); on CUDA a torch sparse CSR product.
+
+    Attributes
+    ----------
+    indptr, indices : (V + 1,), (nnz,) int arrays
+        CSR structure of S (symmetric, both triangles stored).
+    data : (nnz,) float array
+        S's values, float64 (float32 in a working copy from ``to(torch.float32)``).
+    a : (V,) float64 ndarray
+    shift : float
+    stats : dict
+        ``columns`` multiplied and ``seconds`` spent in products so far (shared by
+        the copies from ``to``): the cost the sparse form changes.
+    """
+
+    ndim = 2
+
+    def __init__(self, indptr, indices, data, a, shift: float, *, device=None,
+                 n_threads: int | None = None, stats: dict | None = None):
+        self.indptr = np.asarray(indptr)
+        self.indices = np.asarray(indices)
+        self.data = np.asarray(data)
+        self.a = np.asarray(a, dtype=np.float64)
+        self.shift = float(shift)
+        V = len(self.indptr) - 1
+        self.shape = (V, V)
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.n_threads = n_threads or max(1, torch.get_num_threads())
+        self._torch = None          # the CUDA form, built on first use
+        # Products so far (shared with the copies from to()): columns, seconds.
+        self.stats = {"columns": 0, "seconds": 0.0} if stats is None else stats
+
+    # -- what top_eigh uses ---------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32 if self.data.dtype == np.float32 else torch.float64
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def to(self, dtype: torch.dtype) -> "SparseTarget":
+        """The same operator with S's values in ``dtype`` (float32 or float64)."""
+        np_dtype = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+        if self.data.dtype == np_dtype:
+            return self
+        return SparseTarget(self.indptr, self.indices, self.data.astype(np_dtype),
+                            self.a, self.shift, device=self.device,
+                            n_threads=self.n_threads, stats=self.stats)
+
+    def __matmul__(self, X: torch.Tensor) -> torch.Tensor:
+        vec = X.ndim == 1
+        X2 = X[:, None] if vec else X
+        if X2.shape[0] != self.shape[0]:
+            raise QwemError(f"SparseTarget @ X: X has {X2.shape[0]} rows, the "
+                            f"operator {self.shape[0]}")
+        t0 = time.perf_counter()
+        if self.device.type == "cpu":
+            from ._sparse_kernel import spmm_rows
+
+            Xn = np.ascontiguousarray(X2.detach().cpu().numpy(), dtype=self.data.dtype)
+            Yn = np.empty_like(Xn)
+            _threaded(spmm_rows, self.indptr, self.n_threads, self.indptr,
+                      self.indices, self.data, Xn, Yn)
+            Y = torch.from_numpy(Yn)
+        else:
+            Y = self._csr() @ X2.to(self.dtype)
+        if self.shift:
+            a = torch.from_numpy(self.a).to(Y.device, Y.dtype)
+            Y.add_(a[:, None] * (self.shift * (a @ X2.to(Y.dtype)))[None, :])
+        if Y.device.type == "cuda":
+            torch.cuda.synchronize(Y.device)
+        self.stats["columns"] += X2.shape[1]
+        self.stats["seconds"] += time.perf_counter() - t0
+        return Y[:, 0] if vec else Y
+
+    def _csr(self) -> torch.Tensor:
+        if self._torch is None:
+            idx = torch.int32 if self.nnz < 2**31 else torch.int64
+            self._torch = torch.sparse_csr_tensor(
+                torch.from_numpy(self.indptr).to(self.device, idx),
+                torch.from_numpy(self.indices).to(self.device, idx),
+                torch.from_numpy(self.data).to(self.device), size=self.shape)
+        return self._torch
+
+    # -- inspection -----------------------------------------------------------------
+    def row(self, i: int) -> np.ndarray:
+        """Row ``i`` of M as a dense float64 vector (V,)."""
+        out = self.shift * self.a[i] * self.a
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
+        out[self.indices[lo:hi]] += self.data[lo:hi]
+        return out
+
+    def to_dense(self) -> torch.Tensor:
+        """M as a dense (V, V) float64 tensor (small V: tests and the dense fallback)."""
+        from .memory import require_dense
+
+        require_dense(self.shape[0], 8.0, torch.device("cpu"),
+                      what="a dense copy of the sparse target")
+        V = self.shape[0]
+        M = np.outer(self.a, self.a) * self.shift
+        rows = np.repeat(np.arange(V), np.diff(self.indptr))
+        np.add.at(M, (rows, self.indices), self.data.astype(np.float64))
+        return torch.from_numpy(M)
+
+    def __repr__(self) -> str:
+        return (f"SparseTarget(V={self.shape[0]:,}, nnz={self.nnz:,} "
+                f"({self.nnz / max(self.shape[0], 1) ** 2:.2%}), shift={self.shift:g}, "
+                f"{str(self.dtype).removeprefix('torch.')}, {self.device})")
+
+
+def sparse_target(method: str, counts, *, negatives: float = 1.0,
+                  neg_power: float = 1.0, scale: np.ndarray | None = None,
+                  device=None, n_threads: int | None = None
+                  ) -> tuple[SparseTarget, np.ndarray]:
+    """M*, PMI or PPMI of sparse counts as a :class:`SparseTarget` (Thm. 1).
+
+    The same entries as :func:`m_star` / :func:`pmi` of the dense counts (to
+    rounding), without a V x V matrix: the counts' values are turned into S's in
+    place.
+
+    Parameters
+    ----------
+    method : {"mstar", "pmi", "ppmi"}
+    counts : scipy.sparse.csr_matrix (V, V), float64, symmetric
+        From :func:`qwem_lib.cooccurrence.count_pairs_sparse`; its ``data`` is
+        overwritten.
+    negatives, neg_power : float
+        k and the smoothing exponent of the negative distribution.
+    scale : (V,) array, optional
+        ``Γ``'s diagonal (``pipeline.row_scale``): the operator is then ``ΓMΓ``.
+    device : torch device, optional
+        Where products run (CPU default).
+
+    Returns
+    -------
+    target : SparseTarget
+    unigram : (V,) float64 ndarray
+        ``P_i = Σ_j P_ij``.
+    """
+    from ._sparse_kernel import MSTAR, PMI, PPMI, scale_values, target_values
+
+    codes = {"mstar": MSTAR, "pmi": PMI, "ppmi": PPMI}
+    if method not in codes:
+        raise QwemError(f"unknown method {method!r}; use mstar, ppmi or pmi")
+    negatives = _real(negatives, _K, gt=0)
+    neg_power = _real(neg_power, _ALPHA)
+    V = counts.shape[0]
+    indptr, indices, data = counts.indptr, counts.indices, counts.data
+    total = float(data.sum(dtype=np.float64))
+    if not math.isfinite(total) or total <= 0:
+        raise QwemError("the co-occurrence counts are empty: the corpus has no pair of "
+                        "in-vocabulary words within the window; use a larger corpus "
+                        "or a smaller vocabulary")
+    unigram = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel() / total
+    neg = negative_probs(torch.from_numpy(unigram), neg_power).numpy()
+    n_threads = n_threads or max(1, torch.get_num_threads())
+    _threaded(target_values, indptr, n_threads, indptr, indices, data, total, unigram,
+              np.ascontiguousarray(neg), neg_power != 1.0, negatives, codes[method])
+    if method == "ppmi":
+        counts.eliminate_zeros()
+        indptr, indices, data = counts.indptr, counts.indices, counts.data
+    a = (unigram > 0).astype(np.float64)
+    if scale is not None:
+        g = np.ascontiguousarray(scale, dtype=np.float64)
+        _threaded(scale_values, indptr, n_threads, indptr, indices, data, g)
+        a = a * g
+    shift = -2.0 if method == "mstar" else 0.0
+    return SparseTarget(indptr, indices, data, a, shift, device=device,
+                        n_threads=n_threads), unigram

@@ -250,3 +250,27 @@ def test_mps_when_unavailable_is_refused(monkeypatch):
 def test_other_device_types_are_refused():
     with pytest.raises(QwemError, match="meta device, which qwem does not use"):
         default_device("meta")
+
+
+def test_peak_rss_is_this_programs_own(tmp_path):
+    """A child started by a process holding much memory reports its own peak (Linux
+    VmHWM), not the parent's high-water mark that ru_maxrss carries over a vfork."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from qwem_lib.memory import peak_rss_bytes
+
+    mine = peak_rss_bytes()
+    assert mine is not None and mine > 10e6
+    ballast = np.ones(600_000_000 // 8)                 # 600 MB in this process
+    ballast[::512] = 2.0
+    code = ("from qwem_lib.memory import peak_rss_bytes; "
+            "print(peak_rss_bytes())")
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                               text=True, check=True).stdout)
+    assert peak_rss_bytes() >= 600e6
+    if sys.platform.startswith("linux"):
+        assert child < 450e6, child                     # imports only, not 600 MB+
+    del ballast
