@@ -459,7 +459,7 @@ def _top_eigenpairs(M, k: int, *, cache: bool,
         return EighResult(lam.cpu(), U.cpu(), res.cpu(), M.shape[0], 0)
     # For the matrix-free operator a block a third wider than the pairs wanted:
     # fewer restarts at the edge of the bulk outweigh the wider products there
-    # (12,680 columns and 239 s against 12,288 and 274 s at V = 50,000, d = 300).
+    # (bench/README.md, "large_vocab.py").
     block = None if isinstance(M, torch.Tensor) else min(k + max(16, k // 3),
                                                          M.shape[0])
     eig = top_eigh(M, k, block_size=block, work_dtype=torch.float32,
