@@ -250,7 +250,7 @@ def _is_number(token: str) -> bool:
     return _NUMBER.fullmatch(token) is not None
 
 
-def _detect(path: Path, raw: bytes, what: str) -> str:
+def _detect(raw: bytes) -> str:
     """``"text"``, ``"binary"`` or ``"glove"``, from the first one or two lines."""
     nl = raw.find(b"\n")
     first = raw if nl < 0 else raw[:nl]
@@ -331,7 +331,7 @@ def load_word2vec(path: str | os.PathLike, format: str = "auto"
     path = Path(path)
     raw = _read_raw(path, what)
     if format == "auto":
-        format = _detect(path, raw, what)
+        format = _detect(raw)
     if format == "binary":
         return _load_binary(path, raw, what)
     return _load_text(path, raw, what, glove=format == "glove")
