@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,20 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def machine() -> str:
-    import torch
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((ln.split(":", 1)[1].strip() for ln in fh
-                          if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} cores; python {platform.python_version()}, "
-            f"numpy {np.__version__}, torch {torch.__version__}; load average "
-            + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+from _machine import machine  # bench/_machine.py (the script's folder is on sys.path)
 
 
 def independent_rows(ids: np.ndarray, V: int, rows: list[int], L: int = 16
@@ -118,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from qwem_lib.vectors import load_word2vec
     from qwem_lib.word2vec import Word2VecConfig
 
-    print(f"machine  {machine()}")
+    print(f"machine  {machine('numpy', 'torch')}")
     results = []
     with tempfile.TemporaryDirectory(prefix="qwem-bench-") as tmp:
         env = dict(os.environ, QWEM_CACHE=str(Path(tmp) / "cache"))  # empty cache

@@ -84,19 +84,21 @@ def file_identity(path: str | os.PathLike) -> dict:
 
 
 def corpus_identity(corpus) -> dict | list:
-    """The identity of a corpus (registry name or path), or of a list of them.
+    """The identity of a corpus: of the file a name or path resolves to, or a list
+    of those of its files (a folder, a glob, several files or a list of them).
 
-    The content of the file it resolves to (:func:`file_identity`), with its
-    detected format; the name as typed is not part of it, so the same text under two
-    names shares entries and two texts under one name never do.
+    The content of each file (:func:`file_identity`), with its detected format; the
+    name as typed is not part of it, so the same text under two names shares entries
+    and two texts under one name never do.
     """
-    from .data import resolve_corpus
+    from .data import resolve_corpora
 
-    if isinstance(corpus, (list, tuple)):
-        return [corpus_identity(c) for c in corpus]
-    path, spec = resolve_corpus(corpus)
-    return {**file_identity(path), "format": spec.format,
-            "normalised": bool(spec.normalised)}
+    files = resolve_corpora(corpus)
+    ids = [{**file_identity(path), "format": spec.format,
+            "normalised": bool(spec.normalised)} for path, spec in files]
+    if isinstance(corpus, (list, tuple)) or len(ids) > 1:
+        return ids
+    return ids[0]
 
 
 def _module_file(name: str) -> Path | None:

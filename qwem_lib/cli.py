@@ -9,6 +9,11 @@
 ``qwem tasks``  embeddings -> task-vector analysis per analogy category (spiked
                 Marchenko-Pastur fit, SNR, localisation), as a table and JSON
 ``qwem neighbors``  embeddings -> nearest words to words or analogy expressions
+``qwem shard``  one corpus file -> N compressed files cut at article boundaries
+
+A corpus may be several files (a folder, a glob or a list after ``--corpus``): they are
+counted file by file, windows never crossing from one into the next, and with
+``--cluster`` on a Dask cluster (``qwem_lib.shards``).
 
 Embeddings are read in word2vec text or binary format or GloVe's text, compressed
 (gzip, bz2, xz) or not, detected from the content (``--format`` forces one).
@@ -228,6 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     _format_arg(n)
     n.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     n.set_defaults(func=_cmd_neighbors)
+
+    sh = sub.add_parser("shard", help="split a corpus file into N compressed shards",
+                        description="Split one corpus file (plain, WikiExtractor or "
+                        "MediaWiki XML, compressed or not) into N gzip files of about "
+                        "equal size, cut between articles (lines for plain text), so "
+                        "that the folder, read as one corpus, gives the file's "
+                        "statistics; its files can then be counted in parallel "
+                        "(qwem embed --corpus DIR --cluster ...).")
+    sh.add_argument("file", metavar="FILE",
+                    help="the corpus file to split (or a registry name)")
+    sh.add_argument("--parts", type=_int, required=True, metavar="N",
+                    help="number of shards")
+    sh.add_argument("--out", required=True, metavar="DIR",
+                    help="folder for the shards (created if missing)")
+    sh.add_argument("--quiet", action="store_true", help="no progress bar")
+    sh.set_defaults(func=_cmd_shard)
     return p
 
 
@@ -244,9 +265,15 @@ def _format_arg(p: argparse.ArgumentParser) -> None:
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:
     """Arguments shared by embed, train and theory: which corpus statistics."""
-    p.add_argument("--corpus", required=True,
+    p.add_argument("--corpus", required=True, nargs="+", metavar="CORPUS",
                    help="registry name (text8, wiki2015-text8, enwiki2015, sample) or "
-                   "a file (.txt/.bz2/.gz/.xz; plain, WikiExtractor or MediaWiki XML)")
+                   "a file (.txt/.bz2/.gz/.xz; plain, WikiExtractor or MediaWiki XML); "
+                   "a folder, a quoted glob or several files are one corpus, read in "
+                   "sorted order, windows not crossing files")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="count the corpus's files on a Dask cluster: a scheduler's "
+                   "address (tcp://host:8786) or local:N for N local worker processes "
+                   "(needs qwem_lib[cluster])")
     p.add_argument("--vocab-size", type=_int, required=True, metavar="V")
     p.add_argument("--dim", type=_int, required=True, metavar="D")
     p.add_argument("--window", type=_int, default=16, metavar="L",
@@ -274,28 +301,53 @@ def _mstar_inputs(args: argparse.Namespace, *, eigen: bool):
     from .pipeline import EmbedConfig, Stopwatch, pair_statistics, require_memory
     from .targets import m_star
 
-    config = EmbedConfig(corpus=args.corpus, vocab_size=args.vocab_size,
+    config = EmbedConfig(corpus=_corpus(args), vocab_size=args.vocab_size,
                          embed_dim=args.dim, context_len=args.window,
                          scheme=args.scheme)
     device = default_device(args.device)
     require_memory(config, device, keep_pairs=True, eigen=eigen)
     watch = Stopwatch(device, echo=_log)
     tokens, P, u = pair_statistics(config, device=device, progress=not args.quiet,
-                                   watch=watch)
+                                   watch=watch, cluster=args.cluster)
     with watch.stage("M*"):
         M = m_star(P, u)
     return tokens, P, u, M, device
 
 
-def _corpus_input(args: argparse.Namespace) -> list:
-    """``[("--corpus", path)]`` for a corpus on disk (an output must not replace it)."""
-    from .data import resolve_corpus
+def _corpus(args: argparse.Namespace):
+    """``--corpus`` as the library takes it: one name or path, or a tuple."""
+    return args.corpus[0] if len(args.corpus) == 1 else tuple(args.corpus)
 
+
+def _corpus_input(args: argparse.Namespace, outputs=()) -> list:
+    """``[("--corpus", path), ...]``: the corpus's files on disk (an output must
+    not replace any of them).  An output may not go into a folder given as the
+    corpus either: the next run would read it as one of the corpus's files."""
+    from pathlib import Path
+
+    from .data import resolve_corpora
+
+    for item in args.corpus:
+        folder = Path(item).expanduser()
+        if not folder.is_dir():
+            continue
+        for flag, out in outputs:
+            if out is not None and Path(out).expanduser().resolve().parent \
+                    == folder.resolve():
+                raise QwemError(f"{flag} {out} is inside the corpus folder {item}, "
+                                "whose files are all read as the corpus: write it "
+                                "somewhere else")
     try:
-        path, _spec = resolve_corpus(args.corpus, download=False)
+        files = resolve_corpora(_corpus(args), download=False)
     except QwemError:  # not on disk (yet): nothing to protect; reading reports it
         return []
-    return [("--corpus", path)]
+    return [("--corpus", path) for path, _spec in files]
+
+
+def _describe(corpus) -> str:
+    if isinstance(corpus, tuple):
+        return f"{len(corpus)} files ({corpus[0]}, ...)"
+    return corpus
 
 
 def _run_info(args: argparse.Namespace) -> dict:
@@ -303,7 +355,7 @@ def _run_info(args: argparse.Namespace) -> dict:
     content and the statistics' settings."""
     from .cache import corpus_identity
 
-    return {"corpus": corpus_identity(args.corpus), "scheme": args.scheme,
+    return {"corpus": corpus_identity(_corpus(args)), "scheme": args.scheme,
             "vocab_size": args.vocab_size, "window": args.window}
 
 
@@ -321,7 +373,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from .vectors import save_word2vec
 
     t_start = time.perf_counter()
-    config = EmbedConfig(corpus=args.corpus, vocab_size=args.vocab_size,
+    config = EmbedConfig(corpus=_corpus(args), vocab_size=args.vocab_size,
                          embed_dim=args.dim, method=args.method,
                          context_len=args.window, weighting=args.weighting,
                          negatives=args.negatives, neg_power=args.neg_power,
@@ -332,14 +384,18 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          weight_power=args.weight_power, engine=args.engine)
     config.validate()
     out = Path(args.out)
-    check_outputs([("--out", out), ("--timings", args.timings)], _corpus_input(args))
+    outputs = [("--out", out), ("--timings", args.timings)]
+    check_outputs(outputs, _corpus_input(args, outputs))
     device = default_device(args.device)
-    _log(f"qwem embed: {config.method} of {config.corpus}, V={config.vocab_size}, "
-         f"d={config.embed_dim}, window={config.context_len}, device={device}, "
-         f"{config.resolved_engine()} statistics")
+    where = f", counted on {args.cluster}" if args.cluster else ""
+    _log(f"qwem embed: {config.method} of {_describe(config.corpus)}, "
+         f"V={config.vocab_size}, d={config.embed_dim}, window={config.context_len}, "
+         f"device={device}, {config.resolved_engine()} statistics{where}")
     watch = Stopwatch(device, echo=_log)
     res = closed_form(config, device=device, progress=not args.quiet,
-                      cache=not args.no_cache, watch=watch)
+                      cache=not args.no_cache, watch=watch, cluster=args.cluster)
+    if res.cached and args.cluster:
+        _log(f"  (read from the cache: the cluster {args.cluster} was not used)")
     with watch.stage("write"):
         save_word2vec(out, res.words, res.W)
     n_neg = int((res.eigvals < 0).sum())
@@ -409,8 +465,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise QwemError(f"--out {out} is a file; give a folder")
-    check_outputs([("--out", out / name) for name in RUN_FILES],
-                  _corpus_input(args))
+    outputs = [("--out", out / name) for name in RUN_FILES]
+    check_outputs(outputs, _corpus_input(args, outputs))
     prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
     if _streams(args):
         return _train_word2vec(args, out)
@@ -449,7 +505,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _log(f"  train         {time.perf_counter() - t0:8.2f} s  ({res.steps:,} steps, "
          f"lr {res.lr:.4g}, flow time {res.history.t[-1]:.4g})")
     save_word2vec(out / "embeddings.txt", words, res.W)
-    meta = {"train": config.to_dict(), "corpus": args.corpus,
+    meta = {"train": config.to_dict(), "corpus": _corpus(args),
             "vocab_size": args.vocab_size, "window": args.window,
             "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
             "dt_per_step": res.dt, "source": tokens.source}
@@ -471,6 +527,10 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     if args.steps != "auto":
         raise QwemError("word2vec runs for --epochs passes over the corpus; "
                         "--steps does not apply")
+    if args.cluster:
+        raise QwemError("--cluster counts a corpus's statistics (qwem embed, theory, "
+                        "and train without word2vec's streaming); word2vec itself "
+                        "trains in this process")
     config = Word2VecConfig(
         embed_dim=args.dim, window=args.window, negatives=_or(args.negatives, 5),
         subsample=_or(args.subsample, 1e-4), neg_power=_or(args.neg_power, 0.75),
@@ -488,7 +548,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
          f"k={config.negatives}, subsample {config.subsample:g}, "
          f"{config.epochs} epoch(s), {how}")
     t0 = time.perf_counter()
-    tokens = load_tokens(args.corpus, args.vocab_size, scheme=args.scheme,
+    tokens = load_tokens(_corpus(args), args.vocab_size, scheme=args.scheme,
                          progress=not args.quiet)
     _log(f"  read+tokenise {time.perf_counter() - t0:8.2f} s  "
          f"({len(tokens.ids):,} tokens in vocabulary)")
@@ -506,7 +566,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     _log(f"  train         {seconds:8.2f} s  ({res.steps:,} steps, {rate}"
          f"final loss per pair {res.history.loss[-1]:.4f})")
     save_word2vec(out / "embeddings.txt", words, res.W)
-    meta = {"train": config.to_dict(), "model": "word2vec", "corpus": args.corpus,
+    meta = {"train": config.to_dict(), "model": "word2vec", "corpus": _corpus(args),
             "vocab_size": args.vocab_size, "window": args.window,
             "scheme": args.scheme, "lr": res.lr, "steps": res.steps,
             "dt_per_step": res.dt, "checkpoint_words": res.checkpoint_words,
@@ -529,7 +589,7 @@ def _cmd_theory(args: argparse.Namespace) -> int:
                         f"random weights; the paper's is 1e-8), got {args.init_scale:g}")
     if args.points < 2:
         raise QwemError(f"--points must be at least 2, got {args.points}")
-    check_outputs([("--out", args.out)], _corpus_input(args))
+    check_outputs([("--out", args.out)], _corpus_input(args, [("--out", args.out)]))
     _tokens, _P, _u, M, _device = _mstar_inputs(args, eigen=True)
     del _P, _u
     eig = top_eigh(M, args.dim, work_dtype=torch.float32)
@@ -629,6 +689,23 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
         width = max((len(w) for w, _ in top), default=0)
         for rank, (word, cos) in enumerate(top, start=1):
             print(f"{rank:4d}  {word:<{width}s}  {cos:.4f}")
+    return 0
+
+
+def _cmd_shard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import resolve_corpus
+    from .splitter import split_corpus
+
+    t0 = time.perf_counter()
+    path, _spec = resolve_corpus(args.file)  # a registry name or a file
+    paths = split_corpus(path, args.parts, Path(args.out), progress=not args.quiet)
+    size = sum(p.stat().st_size for p in paths)
+    _log(f"qwem shard: {args.file} -> {len(paths)} files in {args.out} "
+         f"({size / 1e6:,.1f} MB, {time.perf_counter() - t0:.1f} s)")
+    for path in paths:
+        print(path)
     return 0
 
 

@@ -33,7 +33,8 @@ from ._threads import run_ranges, run_threads
 from .memory import require, require_dense
 
 __all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_sparse",
-           "count_pairs_naive", "MAX_WINDOW"]
+           "add_counts", "upper_triangle", "mirror_upper", "count_pairs_naive",
+           "MAX_WINDOW"]
 
 # Peak memory of counting and of the target built in place from the counts
 # (pipeline.pair_statistics, then targets.m_star(out=P)), measured: peak RSS
@@ -691,3 +692,115 @@ def count_pairs_sparse(ids, vocab_size: int, context_len: int = 16,
     C.has_sorted_indices = True
     C.has_canonical_format = True
     return C
+
+
+def add_counts(A, B, *, n_threads: int | None = None):
+    """``A + B`` for two sparse count matrices, exactly, into arrays of the exact size.
+
+    The sum of the shards' counts (:mod:`qwem_lib.shards`): each row of the result
+    merges the sorted rows of ``A`` and ``B``, in two compiled passes (the size of
+    every row, then the entries), so memory is the two inputs and the result, not
+    scipy's ``A + B`` working copy of ``nnz(A) + nnz(B)`` entries.  The same values
+    as ``A + B``, bit for bit (one float64 addition per shared entry).
+
+    Parameters
+    ----------
+    A, B : (V, V) scipy.sparse.csr_matrix
+        Canonical (sorted column indices, no duplicates), as
+        :func:`count_pairs_sparse` returns them.
+    n_threads : int, optional
+        Threads (default ``torch.get_num_threads()``); the result does not depend on
+        it.
+
+    Returns
+    -------
+    (V, V) scipy.sparse.csr_matrix, float64, canonical
+    """
+    from . import _sparse_kernel as kern
+
+    if A.shape != B.shape:
+        raise QwemError(f"cannot add counts of shapes {A.shape} and {B.shape}: the "
+                        "shards were counted over different vocabularies")
+    for M in (A, B):
+        if not M.has_canonical_format:
+            M.sum_duplicates()  # sorts the rows too
+    V = A.shape[0]
+    n_threads = max(1, int(n_threads or torch.get_num_threads()))
+    ranges = _ranges(np.asarray(A.indptr, np.int64) + np.asarray(B.indptr, np.int64),
+                     n_threads)
+    sizes = np.zeros(V, np.int64)
+    run_ranges(lambda r0, r1: kern.union_sizes(A.indptr, A.indices, B.indptr,
+                                               B.indices, sizes, r0, r1), ranges)
+    indptr, indices, data = _csr_arrays(sizes)
+    del sizes
+    run_ranges(lambda r0, r1: kern.union_fill(
+        A.indptr, A.indices, A.data, B.indptr, B.indices, B.data, indptr, indices,
+        data, r0, r1), ranges)
+    return _csr(data, indices, indptr, A.shape)
+
+
+def _ranges(indptr, n_threads: int) -> list[tuple[int, int]]:
+    """Row ranges of about equal numbers of entries, a few per thread."""
+    V = len(indptr) - 1
+    bounds = np.searchsorted(indptr,
+                             np.linspace(0, indptr[-1], 4 * n_threads + 1)[1:-1])
+    edges = [0, *np.unique(bounds).tolist(), V]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _csr_arrays(sizes: np.ndarray):
+    """Empty CSR arrays for rows of these sizes: indptr, indices (int32 while the
+    entries fit, else int64) and float64 data."""
+    nnz = int(sizes.sum())
+    index = np.int32 if nnz < 2**31 - 1 else np.int64
+    indptr = np.zeros(len(sizes) + 1, index)
+    np.cumsum(sizes, out=indptr[1:])
+    return indptr, np.empty(nnz, index), np.empty(nnz, np.float64)
+
+
+def _csr(data, indices, indptr, shape):
+    import scipy.sparse
+
+    C = scipy.sparse.csr_matrix((data, indices, indptr), shape=shape)
+    C.has_sorted_indices = True
+    C.has_canonical_format = True
+    return C
+
+
+def upper_triangle(C, *, n_threads: int | None = None):
+    """The entries of a canonical CSR matrix on and above its diagonal.
+
+    A symmetric count matrix is known from its upper triangle, half its entries:
+    what the shards of a corpus send and sum (:mod:`qwem_lib.shards`);
+    :func:`mirror_upper` gives the whole matrix back, bit for bit.
+    """
+    from . import _sparse_kernel as kern
+
+    if not C.has_canonical_format:
+        C.sum_duplicates()
+    V = C.shape[0]
+    n_threads = max(1, int(n_threads or torch.get_num_threads()))
+    ranges = _ranges(np.asarray(C.indptr, np.int64), n_threads)
+    first = np.empty(V, np.int64)
+    run_ranges(lambda r0, r1: kern.upper_sizes(C.indptr, C.indices, first, r0, r1),
+               ranges)
+    sizes = np.asarray(C.indptr[1:], np.int64) - first
+    indptr, indices, data = _csr_arrays(sizes)
+    run_ranges(lambda r0, r1: kern.upper_fill(C.indptr, C.indices, C.data, first,
+                                              indptr, indices, data, r0, r1), ranges)
+    return _csr(data, indices, indptr, C.shape)
+
+
+def mirror_upper(U):
+    """The symmetric matrix ``U + Uᵀ - diag(U)`` of an upper-triangular canonical
+    CSR matrix (:func:`upper_triangle`), canonical, in one compiled pass."""
+    from . import _sparse_kernel as kern
+
+    V = U.shape[0]
+    sizes = np.zeros(V, np.int64)
+    kern.mirror_sizes(U.indptr, U.indices, sizes)
+    indptr, indices, data = _csr_arrays(sizes)
+    del sizes
+    kern.mirror_fill(U.indptr, U.indices, U.data, indptr, indices, data,
+                     np.empty(V, np.int64))
+    return _csr(data, indices, indptr, U.shape)

@@ -35,6 +35,7 @@ __all__ = [
     "cache_dir",
     "bundled_dir",
     "resolve_corpus",
+    "resolve_corpora",
     "first_available",
     "download",
     "eval_path",
@@ -379,6 +380,10 @@ def resolve_corpus(name_or_path: str | os.PathLike,
     path = Path(key).expanduser()
     if path.is_file():
         return path, _spec_for_path(path)
+    if path.is_dir():
+        raise QwemError(f"{path} is a folder, not a file: a corpus of several files "
+                        "is read by qwem embed, train and theory (qwem_lib.shards); "
+                        "here pass one file inside it")
     if path.exists():
         raise QwemError(f"{path} is not a file; pass the corpus file itself")
     if isinstance(name_or_path, str) and not _looks_like_path(key):
@@ -386,6 +391,75 @@ def resolve_corpus(name_or_path: str | os.PathLike,
                         f"{', '.join(CORPORA)}; or pass the path of a text file")
     raise QwemError(f"corpus file {path} does not exist; check the path, or use one "
                     f"of the registered corpora ({', '.join(CORPORA)})")
+
+
+_GLOB_CHARS = "*?["
+
+
+def _files_of(item: str | os.PathLike, download: bool) -> list[tuple[Path, CorpusSpec]]:
+    """The files one ``--corpus`` value names: itself, a folder's files or a glob's."""
+    key = os.fspath(item)
+    path = Path(key).expanduser()
+    if isinstance(item, str) and key in CORPORA or path.is_file():
+        return [resolve_corpus(item, download=download)]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if not p.name.startswith(".") and p.is_file())
+        if not files:
+            raise QwemError(f"the folder {path} holds no corpus files (hidden files "
+                            "and sub-folders are not read); give a folder of corpus "
+                            "files, e.g. one written by `qwem shard`")
+        return [(p, _spec_for_path(p)) for p in files]
+    if any(c in key for c in _GLOB_CHARS) and not path.exists():
+        import glob
+
+        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(key))
+                       if Path(p).is_file())
+        if not files:
+            raise QwemError(f"no corpus file matches {key!r}; check the pattern (quote "
+                            "it, so that the shell does not expand it first)")
+        return [(p, _spec_for_path(p)) for p in files]
+    return [resolve_corpus(item, download=download)]
+
+
+def resolve_corpora(corpus, download: bool = True) -> list[tuple[Path, CorpusSpec]]:
+    """The files of a corpus given as one name or path, a folder, a glob or several.
+
+    Parameters
+    ----------
+    corpus : str, path, or a list or tuple of them
+        Each item is a registry name or a file (as :func:`resolve_corpus`), a folder
+        (its regular, not hidden files; sub-folders are not read) or a glob pattern
+        (``"shards/*.gz"``, ``~`` expanded).
+    download : bool
+        As for :func:`resolve_corpus`.
+
+    Returns
+    -------
+    list of (Path, CorpusSpec)
+        Sorted by path (the order in which the files are read as one corpus), each
+        file once; each with its own format, inferred from its content.
+
+    Raises
+    ------
+    QwemError
+        For a name or path that does not resolve, an empty folder, a pattern that
+        matches nothing, or a file named twice.
+    """
+    items = list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
+    if not items:
+        raise QwemError("no corpus given; name a corpus, a file, a folder or a glob")
+    found = [pair for item in items for pair in _files_of(item, download)]
+    seen: dict[Path, Path] = {}
+    for path, _spec in found:
+        real = path.resolve()
+        if real in seen:
+            raise QwemError(f"the corpus names {path} twice (also as {seen[real]}); "
+                            "each file must be counted once")
+        seen[real] = path
+    if len(found) == 1:
+        return found
+    return sorted(found, key=lambda pair: os.fspath(pair[0]))
 
 
 def first_available(candidates, *, echo=print) -> tuple[str, str]:

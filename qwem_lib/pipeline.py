@@ -59,8 +59,10 @@ class EmbedConfig:
 
     Attributes
     ----------
-    corpus : str
-        Registry name or path (see ``qwem_lib.data.CORPORA``).
+    corpus : str or tuple of str
+        Registry name or path (see ``qwem_lib.data.CORPORA``); a folder, a glob or
+        several files make a corpus of several files, counted file by file
+        (:mod:`qwem_lib.shards`; windows do not cross files).
     vocab_size, embed_dim : int
         V and d (the paper: 10,000 and 200).
     method : {"mstar", "ppmi", "pmi"}
@@ -120,6 +122,10 @@ class EmbedConfig:
         # numpy scalars and paths are accepted, and stored as Python's int/float/str
         if isinstance(self.corpus, os.PathLike):
             object.__setattr__(self, "corpus", os.fspath(self.corpus))
+        elif isinstance(self.corpus, (list, tuple)):
+            files = tuple(os.fspath(c) if isinstance(c, os.PathLike) else c
+                          for c in self.corpus)
+            object.__setattr__(self, "corpus", files[0] if len(files) == 1 else files)
         for name in ("vocab_size", "embed_dim", "context_len", "min_article_tokens",
                      "subsample_draws"):
             value = getattr(self, name)
@@ -132,9 +138,11 @@ class EmbedConfig:
 
     def validate(self) -> None:
         """Raise :class:`QwemError` for settings that cannot work."""
-        if not isinstance(self.corpus, str):
-            raise QwemError(f"corpus must be a registry name or a path, got "
-                            f"{self.corpus!r}")
+        if not (isinstance(self.corpus, str) or (
+                isinstance(self.corpus, tuple) and self.corpus
+                and all(isinstance(c, str) for c in self.corpus))):
+            raise QwemError(f"corpus must be a registry name, a path, a folder, a glob "
+                            f"or several of them, got {self.corpus!r}")
         for name, flag in (("negatives", "--negatives"), ("neg_power", "--neg-power"),
                            ("subsample", "--subsample"),
                            ("weight_power", "--weight-power")):
@@ -312,19 +320,48 @@ def _tokens(config: EmbedConfig, watch: Stopwatch, cache: bool, progress: bool):
                                       cache=cache, progress=progress)
 
 
+def _sharded(config: EmbedConfig, cluster) -> bool:
+    """Counted file by file (qwem_lib.shards): on a cluster, or several files."""
+    from .shards import is_sharded
+
+    return cluster is not None or is_sharded(config.corpus)
+
+
+def _count_shards(config: EmbedConfig, cluster, watch: Stopwatch, cache: bool,
+                  progress: bool):
+    """The vocabulary and sparse counts of a corpus of several files."""
+    from .shards import count_corpus
+
+    return count_corpus(config, cluster=cluster, progress=progress, cache=cache,
+                        stage=watch.stage)
+
+
 def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
-                    watch: Stopwatch | None = None, cache: bool = True):
+                    watch: Stopwatch | None = None, cache: bool = True,
+                    cluster=None):
     """Tokens, then the pair distribution P_ij and unigram P_i of ``config``.
+
+    A corpus of several files (or any corpus with ``cluster``) is counted file by
+    file (:func:`qwem_lib.shards.count_corpus`), on the Dask cluster ``cluster``
+    (an address, ``"local:N"`` or a ``distributed.Client``) when given.
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+        The latter (vocabulary and token counts, no token array) for a corpus
+        counted file by file.
     P_ij : (V, V) float64 tensor on ``device``
     unigram : (V,) float64 tensor on ``device``
     """
     config.validate()
     device = default_device(device)
     watch = watch or Stopwatch(device)
+    if _sharded(config, cluster):
+        tokens, C = _count_shards(config, cluster, watch, cache, progress)
+        with watch.stage("normalise"):  # the summed sparse counts as P_ij
+            C = torch.from_numpy(C.toarray()).to(device)
+            P_ij, unigram = pair_probs(C, out=C)
+        return tokens, P_ij, unigram
     tokens = _tokens(config, watch, cache, progress)
     with watch.stage("count"):  # counts, normalised in place: one V x V buffer
         C = _count(tokens.ids, config, device, progress)
@@ -371,7 +408,8 @@ def _count_sparse(ids, config: EmbedConfig, progress: bool):
 
 
 def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
-                      watch: Stopwatch | None = None, cache: bool = True):
+                      watch: Stopwatch | None = None, cache: bool = True,
+                      cluster=None):
     """Tokens, then the target of ``config`` as a matrix-free sparse operator.
 
     Memory grows with the observed pairs, not with V²: the counts are sparse
@@ -380,7 +418,8 @@ def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+        (see :func:`pair_statistics`; ``cluster`` as there)
     M : qwem_lib.targets.SparseTarget
         M* (``S - 2·aaᵀ``), PPMI or PMI; ``ΓMΓ`` when ``config.weight_power`` is set.
     """
@@ -389,11 +428,15 @@ def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True
     config.validate()
     device = default_device(device)
     watch = watch or Stopwatch(device)
-    tokens = _tokens(config, watch, cache, progress)
-    with watch.stage("count"):
-        C = _count_sparse(tokens.ids, config, progress)
+    if _sharded(config, cluster):
+        tokens, C = _count_shards(config, cluster, watch, cache, progress)
+    else:
+        tokens = _tokens(config, watch, cache, progress)
+        with watch.stage("count"):
+            C = _count_sparse(tokens.ids, config, progress)
     with watch.stage("target"):
-        scale = row_scale(tokens.ids, config).numpy() if config.weight_power else None
+        scale = (_row_scale(tokens.vocab.counts, config).numpy()
+                 if config.weight_power else None)
         M, _ = sparse_target(config.method, C, negatives=config.negatives,
                              neg_power=config.neg_power, scale=scale, device=device)
         del C
@@ -401,27 +444,28 @@ def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True
 
 
 def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
-               watch: Stopwatch | None = None, cache: bool = True):
+               watch: Stopwatch | None = None, cache: bool = True, cluster=None):
     """Tokens, then the target matrix of ``config`` (kept in one V x V buffer).
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+        (see :func:`pair_statistics`; ``cluster`` as there)
     M : (V, V) float64 tensor on ``device``, or a SparseTarget
         M*, PPMI or PMI as ``config.method`` says; with the sparse engine
         (``config.resolved_engine()``) the operator of :func:`sparse_statistics`.
     """
     if config.resolved_engine() == "sparse":
         return sparse_statistics(config, device=device, progress=progress,
-                                 watch=watch, cache=cache)
+                                 watch=watch, cache=cache, cluster=cluster)
     watch = watch or Stopwatch(default_device(device))
     tokens, P, unigram = pair_statistics(config, device=device, progress=progress,
-                                         watch=watch, cache=cache)
+                                         watch=watch, cache=cache, cluster=cluster)
     with watch.stage("target"):
         M = target(config.method, P, unigram, out=P, negatives=config.negatives,
                    neg_power=config.neg_power)
         if config.weight_power:
-            scale = row_scale(tokens.ids, config).to(M.device)
+            scale = _row_scale(tokens.vocab.counts, config).to(M.device)
             M.mul_(scale[:, None]).mul_(scale[None, :])
     return tokens, M
 
@@ -434,7 +478,15 @@ def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
     V = config.vocab_size
     if not config.weight_power:
         return torch.ones(V, dtype=torch.float64)
-    f = torch.from_numpy(np.bincount(np.asarray(ids), minlength=V)[:V] / len(ids))
+    return _row_scale(np.bincount(np.asarray(ids), minlength=V)[:V], config)
+
+
+def _row_scale(counts, config: EmbedConfig) -> torch.Tensor:
+    """:func:`row_scale` from the in-vocabulary count of each word."""
+    counts = np.asarray(counts)
+    if not config.weight_power:
+        return torch.ones(len(counts), dtype=torch.float64)
+    f = torch.from_numpy(counts / counts.sum())
     g = f.clamp_min(1e-300).pow(config.weight_power)
     return (g / g.mean()).sqrt()
 
@@ -470,7 +522,7 @@ def _top_eigenpairs(M, k: int, *, cache: bool,
 
 def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                 cache: bool | str = True, keep_target: bool = False,
-                watch: Stopwatch | None = None) -> ClosedForm:
+                watch: Stopwatch | None = None, cluster=None) -> ClosedForm:
     """Closed-form embeddings ``W = V_d Λ_d^{1/2}`` of a corpus (Theorem 1).
 
     Parameters
@@ -492,6 +544,11 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         Keep the V x V target in the result (for spectra and plots).
     watch : Stopwatch, optional
         Collects stage timings (a new one otherwise).
+    cluster : str or distributed.Client, optional
+        Count the corpus's files on this Dask cluster (:mod:`qwem_lib.shards`):
+        a scheduler's address, ``"local:N"``, or a Client.  The result is the same
+        as without (bit for bit up to the counts, which are exact), and so is its
+        cache entry.
 
     Returns
     -------
@@ -524,10 +581,10 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     else:
         require_memory(config, device)
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
-                               cache=cache is True)
+                               cache=cache is True, cluster=cluster)
         words = list(tokens.vocab.words)
-        n_tokens, n_kept = tokens.n_tokens, len(tokens.ids)
-        scale = row_scale(tokens.ids, config)
+        n_tokens, n_kept = tokens.n_tokens, tokens.n_kept
+        scale = _row_scale(tokens.vocab.counts, config)
         del tokens
         n_pairs = getattr(M, "nnz", None)
         if n_pairs is not None:   # the operator's float32 copy beside the solver

@@ -271,3 +271,64 @@ def test_importing_the_module_does_not_import_numba():
             "c.count_pairs_sparse(np.array([0, 1, 0]), 2, 2); "
             "assert 'numba' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("V, density", [(1, 1.0), (40, 0.0), (60, 0.05), (200, 0.6)])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_add_counts_equals_scipy_bit_for_bit(V, density, n_threads):
+    import scipy.sparse as sp
+
+    from qwem_lib.cooccurrence import add_counts
+
+    rng = np.random.default_rng(V)
+
+    def counts(seed):
+        M = sp.random(V, V, density=density, format="csr", random_state=seed,
+                      data_rvs=lambda n: rng.integers(1, 10**6, n) * 0.5)
+        return M
+
+    A, B = counts(1), counts(2)
+    B.indptr = B.indptr.astype(np.int64)  # mixed index types are fine
+    B.indices = B.indices.astype(np.int64)
+    C = add_counts(A, B, n_threads=n_threads)
+    want = (A + B).tocsr()
+    want.sort_indices()
+    assert C.has_canonical_format and C.indices.dtype == np.int32
+    np.testing.assert_array_equal(C.indptr, want.indptr)
+    np.testing.assert_array_equal(C.indices, want.indices)
+    np.testing.assert_array_equal(C.data, want.data)
+    # A + A doubles every entry, and the inputs are left as they were
+    before = A.data.copy()
+    np.testing.assert_array_equal(add_counts(A, A).toarray(), 2 * A.toarray())
+    np.testing.assert_array_equal(A.data, before)
+
+
+def test_add_counts_refuses_other_shapes():
+    import scipy.sparse as sp
+
+    from qwem_lib.cooccurrence import add_counts
+
+    with pytest.raises(QwemError, match="different vocabularies"):
+        add_counts(sp.csr_matrix((3, 3)), sp.csr_matrix((4, 4)))
+
+
+@pytest.mark.parametrize("V, density", [(1, 1.0), (30, 0.0), (80, 0.1), (200, 0.7)])
+def test_upper_triangle_and_mirror_give_the_matrix_back(V, density):
+    import scipy.sparse as sp
+
+    from qwem_lib.cooccurrence import mirror_upper, upper_triangle
+
+    A = sp.random(V, V, density=density, format="csr", random_state=V)
+    A = (A + A.T).tocsr()  # symmetric, canonical
+    A.sort_indices()
+    U = upper_triangle(A, n_threads=3)
+    want = sp.triu(A).tocsr()
+    want.sort_indices()
+    np.testing.assert_array_equal(U.indptr, want.indptr)
+    np.testing.assert_array_equal(U.indices, want.indices)
+    np.testing.assert_array_equal(U.data, want.data)
+    B = mirror_upper(U)
+    assert B.has_canonical_format
+    np.testing.assert_array_equal(B.indptr, A.indptr)
+    np.testing.assert_array_equal(B.indices, A.indices)
+    np.testing.assert_array_equal(B.data, A.data)

@@ -1,0 +1,510 @@
+"""A corpus of several files, counted one file at a time: here, or on a Dask cluster.
+
+A full Wikipedia dump (4–5 billion tokens) does not fit in memory as one token array,
+and reading it on one core takes most of a day.  Its statistics need neither: the
+word counts and the window co-occurrence counts of a corpus are sums over its files,
+as long as no window reaches from one file into the next.  So a corpus given as a
+folder, a glob or several files (:func:`qwem_lib.data.resolve_corpora`) is counted as
+a map-reduce over its files, the *shards*::
+
+    pass 1  shard ─(read, normalise, tokenise)─▶ its words and their counts ─▶ top-V vocabulary
+    pass 2  shard ─(its tokens, mapped to the vocabulary)─▶ sparse counts ─▶ summed
+
+Each shard's tokens are read once, in pass 1, and kept in the token cache of
+:func:`qwem_lib.corpus.load_tokens` (keyed by the file's content), where pass 2 finds
+them.  A shard's counts are symmetric, so only their upper triangle is kept, sent and
+summed (:func:`qwem_lib.cooccurrence.upper_triangle`, 12 bytes per stored pair), and
+the total is mirrored at the end.  A task holds one shard's tokens and one count
+matrix, so memory is bounded by the largest shard, whatever the number of shards.
+The counts are exact: integer window weights give integer sums, which float64 adds
+exactly in any order, so the result is the same bit for bit wherever and in whatever
+order the shards are counted.
+
+Without a cluster the shards are counted one after the other in this process (each
+with all its threads).  With one (``cluster=``: a ``distributed.Client``, the address
+of a running scheduler such as ``"tcp://host:8786"``, or ``"local:N"`` for N local
+worker processes) every shard is a task on the cluster's workers.  Each worker adds
+the counts it makes to a partial sum that it keeps (no transfer); at the end the
+workers' partial sums are added two at a time and the client receives one matrix.
+A worker that dies mid-task (killed, out of memory, its machine gone) costs only a
+rerun of its tasks, which Dask schedules on the others.  Dask is optional (``pip
+install 'qwem_lib[cluster]'``) and imported only when a cluster is used.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import corpus as corpus_mod
+from . import data
+from .errors import QwemError
+
+__all__ = ["Shard", "CorpusCounts", "shards_of", "is_sharded", "connect",
+           "count_vocabulary", "count_corpus"]
+
+_LOCAL = "local:"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One file of a corpus and how to read it.
+
+    ``index`` is its place in the corpus (files are read in sorted order); it
+    seeds the file's subsampling draws.
+    """
+
+    path: str
+    format: str
+    scheme: str
+    min_article_tokens: int
+    index: int
+
+
+@dataclass(frozen=True, eq=False)
+class CorpusCounts:
+    """What counting a sharded corpus gives besides the pair counts.
+
+    Attributes
+    ----------
+    vocab : qwem_lib.corpus.Vocabulary
+        The V most frequent words over all shards (the canonical order of
+        :class:`~qwem_lib.corpus.Vocabulary`: counts descending, then the word).
+    n_tokens : int
+        Tokens read, over all shards.
+    n_kept : int
+        In-vocabulary tokens (the sum of ``vocab.counts``).
+    source : str
+        What was read.
+    files : tuple of str
+        The shards, in corpus order.
+    """
+
+    vocab: corpus_mod.Vocabulary
+    n_tokens: int
+    n_kept: int
+    source: str
+    files: tuple
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of tokens that are in the vocabulary."""
+        return self.n_kept / self.n_tokens if self.n_tokens else 0.0
+
+    def __repr__(self) -> str:
+        return (f"CorpusCounts({self.n_kept:,} of {self.n_tokens:,} tokens kept, "
+                f"V={len(self.vocab)}, {len(self.files)} files)")
+
+
+def shards_of(corpus, scheme: str = "auto", min_article_tokens: int = 0, *,
+              download: bool = True) -> list[Shard]:
+    """The shards of a corpus (a name, file, folder, glob, or a list of them).
+
+    ``scheme="auto"`` is resolved per file as :func:`qwem_lib.corpus.load_tokens`
+    does; plain-text files have no articles, so ``min_article_tokens`` is 0 for them.
+    """
+    shards = []
+    for index, (path, spec) in enumerate(data.resolve_corpora(corpus,
+                                                              download=download)):
+        fmt = spec.format
+        shards.append(Shard(os.fspath(path), fmt,
+                            corpus_mod._resolve_scheme(scheme, spec),
+                            0 if fmt == "plain" else int(min_article_tokens), index))
+    return shards
+
+
+def is_sharded(corpus) -> bool:
+    """Whether ``corpus`` names more than one file (a folder, a glob, a list)."""
+    return len(data.resolve_corpora(corpus)) > 1
+
+
+# --------------------------------------------------------------------------------------
+# The tasks (module-level functions: a Dask worker imports them from qwem_lib)
+
+
+def _worker():
+    """The Dask worker running this task, or None (not on a cluster)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # no Dask, or not in a worker's task
+        return None
+
+
+def _task_threads() -> int:
+    """Threads for a task's compiled kernels: the Dask worker's threads when run on
+    one (a worker started with ``--nthreads 1`` gets one), else torch's."""
+    worker = _worker()
+    if worker is not None:
+        return max(1, int(getattr(getattr(worker, "state", worker), "nthreads", 1)))
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _read(shard: Shard, cache: bool) -> corpus_mod.FileCounts:
+    if not Path(shard.path).is_file():
+        where = "" if _worker() is None else " on the machine of a Dask worker"
+        raise QwemError(f"corpus file {shard.path} cannot be found{where}; every "
+                        "worker must see the corpus files at the same path (a shared "
+                        "file system, or a copy at that path)")
+    try:
+        return corpus_mod.read_file_counts(shard.path, shard.format, shard.scheme,
+                                           shard.min_article_tokens, cache=cache)
+    except OSError as exc:  # e.g. permission denied, an I/O error of the disk
+        raise QwemError(f"cannot read {shard.path} ({exc.strerror or exc}); check "
+                        "the file, or remove it from the corpus") from None
+
+
+def words_task(shard: Shard, cache: bool = True):
+    """Pass 1 for one shard: ``(words, counts, n_tokens)``: all its distinct words,
+    joined by newlines into one bytes object (one object, not a list of a million,
+    is what a cluster sends quickly), and their counts (int64)."""
+    counted = _read(shard, cache)
+    return b"\n".join(counted.words), counted.counts, counted.n_tokens
+
+
+def pairs_task(shard: Shard, vocab_words: bytes, window: int, weighting,
+               keep: np.ndarray | None, draws: int, cache: bool = True):
+    """Pass 2 for one shard: its window counts over the vocabulary ``vocab_words``
+    (the words in id order, joined by newlines): the upper triangle (diagonal
+    included) of the symmetric ``(V, V)`` counts, a scipy CSR matrix.  Half the
+    entries are all that is sent and summed; :func:`count_corpus` mirrors the sum.
+
+    With ``keep`` (each word's keep probability), ``draws`` subsamplings of the
+    shard's tokens are counted and summed; draw ``d`` of the shard at ``index`` uses
+    the seed ``[draws, d, index]`` (``[draws, d]`` for the first shard, the seed of a
+    single-file corpus).
+    """
+    from .cooccurrence import add_counts, count_pairs_sparse, upper_triangle
+
+    counted = _read(shard, cache)
+    vocab_words = vocab_words.split(b"\n")
+    V = len(vocab_words)
+    to_id = {w: i for i, w in enumerate(vocab_words)}
+    lut = np.fromiter((to_id.get(w, -1) for w in counted.words), np.int32,
+                      len(counted.words))
+    del to_id
+    ids = lut[counted.ids] if len(lut) else np.zeros(0, np.int32)
+    del counted
+    ids = ids[ids >= 0]
+    threads = _task_threads()
+    if keep is None:
+        C = count_pairs_sparse(ids, V, window, weighting, n_threads=threads)
+        return upper_triangle(C, n_threads=threads)
+    total = None
+    p = keep[ids]
+    for draw in range(draws):
+        seed = [draws, draw] if shard.index == 0 else [draws, draw, shard.index]
+        kept = ids[np.random.default_rng(seed).random(len(ids)) < p]
+        C = count_pairs_sparse(kept, V, window, weighting, n_threads=threads)
+        total = C if total is None else add_counts(total, C, n_threads=threads)
+    return upper_triangle(total, n_threads=threads)
+
+
+def add_task(a, b):
+    """The sum of two shards' (or partial sums') counts (exact)."""
+    from .cooccurrence import add_counts
+
+    return add_counts(a, b, n_threads=_task_threads())
+
+
+# --------------------------------------------------------------------------------------
+# Running them: in this process, or on a Dask cluster
+
+
+def _dask():
+    try:
+        import distributed
+    except ImportError:
+        raise QwemError("a cluster needs Dask's distributed scheduler, which is not "
+                        "installed: pip install 'qwem_lib[cluster]' (or 'dask["
+                        "distributed]')") from None
+    return distributed
+
+
+@contextmanager
+def connect(cluster, *, timeout: float = 20.0) -> Iterator:
+    """A ``distributed.Client`` for ``cluster``, closed on exit (with the cluster
+    when this started one).
+
+    Parameters
+    ----------
+    cluster : str or distributed.Client
+        ``"local:N"``: start N worker processes here, one thread each (the
+        scheduler runs in this process).  An address (``"tcp://host:8786"``,
+        ``"host:8786"``): a running scheduler, as started by ``dask scheduler`` and
+        ``dask worker ADDRESS``, dask-jobqueue (Slurm, PBS, …) or a Kubernetes
+        operator.  A Client: used as it is (and not closed).
+    timeout : float
+        Seconds to wait for the scheduler, and for its first worker.
+    """
+    distributed = _dask()
+    if isinstance(cluster, distributed.Client):
+        yield cluster
+        return
+    if not isinstance(cluster, str) or not cluster.strip():
+        raise QwemError(f"cluster must be a scheduler address such as "
+                        f"tcp://host:8786 or local:N, not {cluster!r}")
+    cluster = cluster.strip()
+    local = None
+    if cluster.startswith(_LOCAL):
+        n = cluster[len(_LOCAL):]
+        if not n.isdigit() or int(n) < 1:
+            raise QwemError(f"--cluster {cluster}: after 'local:' give the number of "
+                            "worker processes to start, e.g. local:4")
+        import logging
+
+        local = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
+                                         processes=True, dashboard_address=None,
+                                         silence_logs=logging.ERROR)
+        target = local
+    else:
+        target = cluster
+    try:
+        try:
+            client = distributed.Client(target, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise QwemError(f"cannot reach the Dask scheduler at {cluster} ({exc}); "
+                            "start one (`dask scheduler`, then `dask worker "
+                            f"{cluster}` on each machine), check the address, or use "
+                            "--cluster local:N") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=timeout)
+            except (OSError, TimeoutError):
+                raise QwemError(f"the Dask scheduler at {cluster} has no workers "
+                                f"after {timeout:g} s; start some with `dask worker "
+                                f"{cluster}`") from None
+            yield client
+        finally:
+            client.close()
+    finally:
+        if local is not None:
+            local.close()
+
+
+def _failed(exc: BaseException, shard: Shard | None) -> QwemError | None:
+    """A QwemError for a cluster failure that is not a bug (a task that kept killing
+    its workers), or None."""
+    if type(exc).__name__ == "KilledWorker":
+        what = f"counting {shard.path}" if shard else "summing the counts"
+        return QwemError(f"{what} was lost with the worker running it several times "
+                         f"over ({exc}); the workers probably run out of memory: "
+                         "give them more, or split the corpus into smaller shards "
+                         "(qwem shard)")
+    return None
+
+
+def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None):
+    """Run ``fn(shard, *args)`` for every shard on the cluster.
+
+    With ``sink``: pass each result to it as it comes (on the client) and return
+    None.  Without: sum the results on the workers as they finish and return the
+    sum.  A result is first added to the partial sum held by the worker that
+    computed it (no transfer; the additions go before any shard still waiting,
+    ``priority``), so that a worker holds one partial sum beside the shard it
+    counts; when every shard is done, the workers' partial sums are added two at a
+    time (the only transfers) and the total comes to the client.
+    """
+    distributed = _dask()
+    futures = client.map(fn, shards, *[[a] * len(shards) for a in args], pure=False)
+    of_shard = {f.key: s for f, s in zip(futures, shards)}
+    pending = distributed.as_completed(futures)
+    del futures  # as_completed drops each future once returned: its memory frees
+    held: dict = {}  # worker address -> the partial sum it holds
+
+    def add(a, b, where=None):
+        place = {} if where is None else {"workers": [where],
+                                          "allow_other_workers": True}
+        pending.add(client.submit(add_task, a, b, priority=10, pure=False, **place))
+
+    try:
+        while True:
+            for fut in pending:
+                shard = of_shard.get(fut.key)
+                if fut.status != "finished":
+                    try:
+                        fut.result()
+                    except Exception as exc:  # the task's own error, re-raised here
+                        raise _failed(exc, shard) or exc
+                    raise QwemError(f"a task on the cluster was {fut.status}: the "
+                                    "scheduler or the client was shut down; run "
+                                    "again")
+                if shard is not None:
+                    bar.update(1)
+                if sink is not None:
+                    sink(fut.result())
+                    continue
+                where = next(iter(client.who_has([fut]).get(fut.key, ())), None)
+                if where in held:
+                    add(held.pop(where), fut, where)
+                else:
+                    held[where] = fut
+                del fut
+            if len(held) <= 1:
+                break
+            partial = list(held.values())  # one per worker: now add across them
+            held.clear()
+            for a, b in zip(partial[0::2], partial[1::2]):
+                add(a, b)
+            if len(partial) % 2:
+                held[None] = partial[-1]
+        return next(iter(held.values())).result() if held else None
+    finally:
+        left = list(pending.futures)
+        if left:
+            client.cancel(left)
+
+
+def _in_process(fn, shards: list[Shard], args: tuple, bar, sink=None):
+    total = None
+    for shard in shards:
+        result = fn(shard, *args)
+        bar.update(1)
+        if sink is not None:
+            sink(result)
+        else:
+            total = result if total is None else add_task(total, result)
+        del result
+    return total
+
+
+def _run(client, fn, shards, args, bar, sink=None):
+    """``fn(shard, *args)`` for every shard: each result to ``sink``, or summed."""
+    if client is None:
+        return _in_process(fn, shards, args, bar, sink)
+    return _on_cluster(client, fn, shards, args, bar, sink)
+
+
+class _WordTotals:
+    """Word counts summed over the shards as they come (in any order: the sums
+    are the same)."""
+
+    def __init__(self):
+        self.counts: dict[bytes, int] = {}
+        self.n_tokens = 0
+
+    def add(self, result) -> None:
+        words, counts, n = result
+        words = words.split(b"\n") if len(counts) else []
+        total = self.counts
+        get = total.get
+        for word, c in zip(words, counts.tolist()):
+            total[word] = get(word, 0) + c
+        self.n_tokens += int(n)
+
+    def arrays(self) -> tuple[list[bytes], np.ndarray]:
+        words = list(self.counts)
+        return words, np.fromiter(self.counts.values(), np.int64, len(words))
+
+
+def _top(words: list[bytes], counts: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Indices of the ``vocab_size`` first words in the canonical order (counts
+    descending, then the word), as :func:`qwem_lib.corpus._canonical_order` would
+    rank them among all words."""
+    if vocab_size < len(words):  # only words at least as frequent as the V-th can be
+        nth = np.partition(counts, len(counts) - vocab_size)[len(counts) - vocab_size]
+        candidates = np.flatnonzero(counts >= nth)
+    else:
+        candidates = np.arange(len(words))
+    order = corpus_mod._canonical_order([words[i] for i in candidates],
+                                        counts[candidates])
+    return candidates[order[:vocab_size]]
+
+
+def _progress(progress: bool, total: int, desc: str):
+    from .progress import bar
+
+    return bar(progress, total=total, desc=desc, unit="file")
+
+
+def count_vocabulary(shards: list[Shard], vocab_size: int, *, client=None,
+                     progress: bool = False, cache: bool = True) -> CorpusCounts:
+    """Pass 1: the top-``vocab_size`` vocabulary of the shards, with token counts.
+
+    ``client``: a ``distributed.Client`` (see :func:`connect`), or None to read
+    the shards here one after the other.
+    """
+    totals = _WordTotals()
+    with _progress(progress, len(shards), "pass 1/2: words") as bar:
+        _run(client, words_task, shards, (cache,), bar, sink=totals.add)
+    words, counts = totals.arrays()
+    n_tokens = totals.n_tokens
+    if n_tokens == 0:
+        raise QwemError(f"the corpus ({len(shards)} files, e.g. {shards[0].path}) has "
+                        "no tokens after normalisation; check the files and their "
+                        "format, or lower min_article_tokens")
+    if vocab_size > len(words):
+        raise QwemError(f"the corpus has only {len(words):,} distinct words; choose "
+                        f"--vocab-size ≤ {len(words):,} or a larger corpus")
+    top = _top(words, counts, vocab_size)
+    errors = ("surrogateescape" if any(s.scheme == "none" for s in shards)
+              else "strict")
+    vocab = corpus_mod.Vocabulary(tuple(words[i].decode("utf-8", errors) for i in top),
+                                  counts[top])
+    first = shards[0]
+    source = (f"{len(shards)} files ({first.path}, …; format={first.format}, "
+              f"scheme={first.scheme}, min_article_tokens={first.min_article_tokens})")
+    return CorpusCounts(vocab, n_tokens, int(vocab.counts.sum()), source,
+                        tuple(s.path for s in shards))
+
+
+def count_corpus(config, *, cluster=None, progress: bool = True, cache: bool = True,
+                 stage=None):
+    """Vocabulary and window counts of ``config.corpus``, shard by shard.
+
+    Parameters
+    ----------
+    config : qwem_lib.pipeline.EmbedConfig
+        Corpus (one or several files), V, scheme, article filter, window,
+        weighting and subsampling.
+    cluster : str or distributed.Client, optional
+        Where the shards are counted (see :func:`connect`); None: here.
+    progress : bool
+        Bars over the shards of each pass (fed by the scheduler on a cluster).
+    cache : bool
+        Read and fill the token cache (pass 2 reads each shard's tokens from it;
+        without it each shard is read twice).
+    stage : callable, optional
+        ``stage(name)`` gives a context manager around each pass (``"read+tokenise"``,
+        ``"count"``), e.g. :meth:`qwem_lib.pipeline.Stopwatch.stage`.
+
+    Returns
+    -------
+    counts : CorpusCounts
+    C : (V, V) scipy.sparse.csr_matrix, float64
+        The symmetric window counts, summed over the shards (windows do not cross
+        files), equal bit for bit wherever the shards were counted.
+    """
+    shards = shards_of(config.corpus, config.scheme, config.min_article_tokens)
+    stage = stage or (lambda name: nullcontext())
+    if cluster is None:
+        return _count(shards, config, None, progress, cache, stage)
+    with connect(cluster) as client:
+        return _count(shards, config, client, progress, cache, stage)
+
+
+def _count(shards, config, client, progress: bool, cache: bool, stage):
+    from .cooccurrence import mirror_upper
+    from .losses import keep_probs
+
+    with stage("read+tokenise"):
+        counts = count_vocabulary(shards, config.vocab_size, client=client,
+                                  progress=progress, cache=cache)
+    vocab_words = b"\n".join(w.encode("utf-8", "surrogateescape")
+                              for w in counts.vocab.words)
+    keep = (keep_probs(counts.vocab.counts, config.subsample).numpy()
+            if config.subsample else None)
+    args = (vocab_words, config.context_len, config.weighting, keep,
+            config.subsample_draws, cache)
+    with stage("count"), _progress(progress, len(shards), "pass 2/2: pairs") as bar:
+        upper = _run(client, pairs_task, shards, args, bar)
+        C = mirror_upper(upper)
+    return counts, C
