@@ -611,9 +611,9 @@ def iter_mediawiki(fh, path: str | os.PathLike = "<stream>", *,
         Named in error messages.
     markup : {'fast', 'mwparserfromhell'}
         ``fast`` (default): :func:`qwem_lib.wikitext.strip_markup`, regular
-        expressions and stack scanners, many times faster; it keeps about 99 % of
-        the words the reference keeps and fewer markup words (file options,
-        ``Category`` prefixes, URLs).  ``mwparserfromhell``: the reference,
+        expressions and stack scanners, many times faster; it keeps nearly all the
+        words the reference keeps and fewer markup words (file options,
+        ``Category`` prefixes, URLs; ``bench/README.md``, "wikitext.py").  ``mwparserfromhell``: the reference,
         ``mwparserfromhell.parse(text).strip_code()``.
 
     Raises

@@ -4,8 +4,8 @@
 plain text a reader sees, for building a word corpus.  It is about fifteen
 regular-expression passes over the page plus two small stack scanners (for nested
 ``{{ }}`` and ``[[ ]]``), so it runs in time linear in the length of the page and
-is some thirty times faster than ``mwparserfromhell.parse(text).strip_code()``.  It
-is not a renderer: it drops what a word corpus does not want (templates,
+many times faster than ``mwparserfromhell.parse(text).strip_code()`` (measured in
+``bench/README.md``, "wikitext.py").  It is not a renderer: it drops what a word corpus does not want (templates,
 mathematics, file options, table syntax, URLs) and keeps the words of the prose,
 the headings, the lists, the table cells, the link texts and the image captions.
 
@@ -52,16 +52,17 @@ The passes, in order:
 9. HTML entities are decoded (:func:`html.unescape`) last, so that
    ``&lt;ref&gt;`` stays text; a no-break space becomes a plain space.
 
-Against ``mwparserfromhell`` on the pages of gensim's shortened English test dump
-(517,000 words), this keeps 99.0 % of its words (multiset overlap of the words
-after ``qwem_lib.corpus.normalise(..., "paper")``).  What it drops is mostly markup
-that ``mwparserfromhell`` keeps: file options (``thumb``, ``px``, ``left``,
-``right``, ``upright``), the ``Category`` prefix, URLs (``http``, ``www``,
-``com``) and the attributes of the tables it fails to parse (``bgcolor``,
-``style``, ``align``).  Keeping the ``Category`` word would add 0.15 points of
-overlap and make it one of the commonest words of a dump; dropping category names
-too would cost 0.5 points.  ``keep_refs=False`` keeps 92.5 % (the text of
-references is 7 % of the words there).
+Against ``mwparserfromhell`` on the pages of gensim's shortened English test dump it
+keeps nearly all of its words (the multiset overlap of the words after
+``qwem_lib.corpus.normalise(..., "paper")``; ``bench/wikitext.py`` measures it, the
+tests require 98 %).  What it drops is mostly markup that ``mwparserfromhell``
+keeps: file options (``thumb``, ``px``, ``left``, ``right``, ``upright``), the
+``Category`` prefix, URLs (``http``, ``www``, ``com``) and the attributes of the
+tables it fails to parse (``bgcolor``, ``style``, ``align``).  Keeping the
+``Category`` word would make it one of the commonest words of a dump for little
+overlap; dropping category names too would lose more than it gains.
+``keep_refs=False`` drops the text of references, a sizeable share of a page's
+words.
 
 Every pattern is bounded or possessive, the stack scanners loop once per bracket
 (not per character) and cap the nesting they follow, so unbalanced brackets,
