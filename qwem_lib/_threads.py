@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Callable, Sequence
 
-__all__ = ["run_threads", "run_ranges"]
+import numpy as np
+
+__all__ = ["run_threads", "run_ranges", "row_bounds", "run_rows"]
 
 
 def run_threads(fn: Callable[[], None], n_threads: int) -> None:
@@ -52,3 +54,19 @@ def run_ranges(work: Callable[[int, int], None],
             work(a, b)
 
     run_threads(take, len(todo))
+
+
+def row_bounds(indptr: np.ndarray, n_parts: int) -> list[int]:
+    """Row boundaries splitting a CSR matrix into parts of about equal nnz."""
+    V = len(indptr) - 1
+    nnz = int(indptr[-1])
+    cuts = [int(np.searchsorted(indptr, nnz * k // n_parts, side="left"))
+            for k in range(1, n_parts)]
+    return sorted({0, V, *[min(max(c, 0), V) for c in cuts]})
+
+
+def run_rows(kernel, indptr: np.ndarray, n_parts: int, *args) -> None:
+    """Run ``kernel(*args, r0, r1)`` over ``n_parts`` row ranges of about equal nnz
+    (by ``indptr``), one thread per range."""
+    bounds = row_bounds(indptr, max(1, n_parts))
+    run_ranges(lambda r0, r1: kernel(*args, r0, r1), zip(bounds[:-1], bounds[1:]))

@@ -29,7 +29,7 @@ import torch
 
 from .devices import default_device
 from .errors import QwemError
-from ._threads import run_ranges, run_threads
+from ._threads import run_ranges, run_rows, run_threads
 from .memory import require, require_dense
 
 __all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_sparse",
@@ -724,28 +724,16 @@ def add_counts(A, B, *, n_threads: int | None = None):
     for M in (A, B):
         if not M.has_canonical_format:
             M.sum_duplicates()  # sorts the rows too
-    V = A.shape[0]
-    n_threads = max(1, int(n_threads or torch.get_num_threads()))
-    ranges = _ranges(np.asarray(A.indptr, np.int64) + np.asarray(B.indptr, np.int64),
-                     n_threads)
-    sizes = np.zeros(V, np.int64)
-    run_ranges(lambda r0, r1: kern.union_sizes(A.indptr, A.indices, B.indptr,
-                                               B.indices, sizes, r0, r1), ranges)
+    parts = 4 * max(1, int(n_threads or torch.get_num_threads()))
+    work = np.asarray(A.indptr, np.int64) + np.asarray(B.indptr, np.int64)
+    sizes = np.zeros(A.shape[0], np.int64)
+    run_rows(kern.union_sizes, work, parts, A.indptr, A.indices, B.indptr, B.indices,
+             sizes)
     indptr, indices, data = _csr_arrays(sizes)
     del sizes
-    run_ranges(lambda r0, r1: kern.union_fill(
-        A.indptr, A.indices, A.data, B.indptr, B.indices, B.data, indptr, indices,
-        data, r0, r1), ranges)
+    run_rows(kern.union_fill, work, parts, A.indptr, A.indices, A.data, B.indptr,
+             B.indices, B.data, indptr, indices, data)
     return _csr(data, indices, indptr, A.shape)
-
-
-def _ranges(indptr, n_threads: int) -> list[tuple[int, int]]:
-    """Row ranges of about equal numbers of entries, a few per thread."""
-    V = len(indptr) - 1
-    bounds = np.searchsorted(indptr,
-                             np.linspace(0, indptr[-1], 4 * n_threads + 1)[1:-1])
-    edges = [0, *np.unique(bounds).tolist(), V]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 def _csr_arrays(sizes: np.ndarray):
@@ -778,16 +766,13 @@ def upper_triangle(C, *, n_threads: int | None = None):
 
     if not C.has_canonical_format:
         C.sum_duplicates()
-    V = C.shape[0]
-    n_threads = max(1, int(n_threads or torch.get_num_threads()))
-    ranges = _ranges(np.asarray(C.indptr, np.int64), n_threads)
-    first = np.empty(V, np.int64)
-    run_ranges(lambda r0, r1: kern.upper_sizes(C.indptr, C.indices, first, r0, r1),
-               ranges)
+    parts = 4 * max(1, int(n_threads or torch.get_num_threads()))
+    first = np.empty(C.shape[0], np.int64)
+    run_rows(kern.upper_sizes, C.indptr, parts, C.indptr, C.indices, first)
     sizes = np.asarray(C.indptr[1:], np.int64) - first
     indptr, indices, data = _csr_arrays(sizes)
-    run_ranges(lambda r0, r1: kern.upper_fill(C.indptr, C.indices, C.data, first,
-                                              indptr, indices, data, r0, r1), ranges)
+    run_rows(kern.upper_fill, C.indptr, parts, C.indptr, C.indices, C.data, first,
+             indptr, indices, data)
     return _csr(data, indices, indptr, C.shape)
 
 

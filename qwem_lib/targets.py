@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from ._threads import run_rows
 from .errors import QwemError
 from .memory import require_dense
 
@@ -251,23 +252,6 @@ def artanh_pmi(m: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------- sparse targets (large V)
 
 
-def _row_bounds(indptr: np.ndarray, n_parts: int) -> list[int]:
-    """Row boundaries splitting a CSR matrix into parts of about equal nnz."""
-    V = len(indptr) - 1
-    nnz = int(indptr[-1])
-    cuts = [int(np.searchsorted(indptr, nnz * k // n_parts, side="left"))
-            for k in range(1, n_parts)]
-    return sorted({0, V, *[min(max(c, 0), V) for c in cuts]})
-
-
-def _threaded(kernel, indptr: np.ndarray, n_threads: int, *args) -> None:
-    """Run ``kernel(*args, r0, r1)`` over row ranges of about equal nnz, in threads."""
-    from ._threads import run_ranges
-
-    bounds = _row_bounds(indptr, max(1, n_threads))
-    run_ranges(lambda r0, r1: kernel(*args, r0, r1), zip(bounds[:-1], bounds[1:]))
-
-
 class SparseTarget:
     """A target that is sparse plus rank one: ``M = S + shift · a aᵀ``, matrix-free.
 
@@ -345,7 +329,7 @@ class SparseTarget:
 
             Xn = np.ascontiguousarray(X2.detach().cpu().numpy(), dtype=self.data.dtype)
             Yn = np.empty_like(Xn)
-            _threaded(spmm_rows, self.indptr, self.n_threads, self.indptr,
+            run_rows(spmm_rows, self.indptr, self.n_threads, self.indptr,
                       self.indices, self.data, Xn, Yn)
             Y = torch.from_numpy(Yn)
         else:
@@ -440,7 +424,7 @@ def sparse_target(method: str, counts, *, negatives: float = 1.0,
     unigram = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel() / total
     neg = negative_probs(torch.from_numpy(unigram), neg_power).numpy()
     n_threads = n_threads or max(1, torch.get_num_threads())
-    _threaded(target_values, indptr, n_threads, indptr, indices, data, total, unigram,
+    run_rows(target_values, indptr, n_threads, indptr, indices, data, total, unigram,
               np.ascontiguousarray(neg), neg_power != 1.0, negatives, codes[method])
     if method == "ppmi":
         counts.eliminate_zeros()
@@ -448,7 +432,7 @@ def sparse_target(method: str, counts, *, negatives: float = 1.0,
     a = (unigram > 0).astype(np.float64)
     if scale is not None:
         g = np.ascontiguousarray(scale, dtype=np.float64)
-        _threaded(scale_values, indptr, n_threads, indptr, indices, data, g)
+        run_rows(scale_values, indptr, n_threads, indptr, indices, data, g)
         a = a * g
     shift = -2.0 if method == "mstar" else 0.0
     return SparseTarget(indptr, indices, data, a, shift, device=device,
