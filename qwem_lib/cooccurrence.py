@@ -721,9 +721,7 @@ def add_counts(A, B, *, n_threads: int | None = None):
     if A.shape != B.shape:
         raise QwemError(f"cannot add counts of shapes {A.shape} and {B.shape}: the "
                         "shards were counted over different vocabularies")
-    for M in (A, B):
-        if not M.has_canonical_format:
-            M.sum_duplicates()  # sorts the rows too
+    A, B = _canonical(A), _canonical(B)
     parts = 4 * max(1, int(n_threads or torch.get_num_threads()))
     work = np.asarray(A.indptr, np.int64) + np.asarray(B.indptr, np.int64)
     sizes = np.zeros(A.shape[0], np.int64)
@@ -734,6 +732,16 @@ def add_counts(A, B, *, n_threads: int | None = None):
     run_rows(kern.union_fill, work, parts, A.indptr, A.indices, A.data, B.indptr,
              B.indices, B.data, indptr, indices, data)
     return _csr(data, indices, indptr, A.shape)
+
+
+def _canonical(M):
+    """``M`` with sorted rows and no duplicates: itself, or a canonical copy (an
+    input held elsewhere, as a Dask worker holds it, is never changed)."""
+    if M.has_canonical_format:
+        return M
+    M = M.copy()
+    M.sum_duplicates()  # sorts the rows too
+    return M
 
 
 def _csr_arrays(sizes: np.ndarray):
@@ -764,8 +772,7 @@ def upper_triangle(C, *, n_threads: int | None = None):
     """
     from . import _sparse_kernel as kern
 
-    if not C.has_canonical_format:
-        C.sum_duplicates()
+    C = _canonical(C)
     parts = 4 * max(1, int(n_threads or torch.get_num_threads()))
     first = np.empty(C.shape[0], np.int64)
     run_rows(kern.upper_sizes, C.indptr, parts, C.indptr, C.indices, first)

@@ -332,3 +332,20 @@ def test_upper_triangle_and_mirror_give_the_matrix_back(V, density):
     np.testing.assert_array_equal(B.indptr, A.indptr)
     np.testing.assert_array_equal(B.indices, A.indices)
     np.testing.assert_array_equal(B.data, A.data)
+
+
+def test_sparse_sums_leave_non_canonical_inputs_as_they_were():
+    """A Dask worker may hold an input for other tasks: it must not be changed."""
+    import scipy.sparse as sp
+
+    from qwem_lib.cooccurrence import add_counts, upper_triangle
+
+    # row 0 holds column 2, then column 0 twice: unsorted, with a duplicate
+    A = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([2, 0, 0]),
+                       np.array([0, 3, 3, 3])), shape=(3, 3))
+    assert not A.has_canonical_format
+    data, indices = A.data.copy(), A.indices.copy()
+    np.testing.assert_array_equal(add_counts(A, A).toarray(), 2 * A.toarray())
+    np.testing.assert_array_equal(upper_triangle(A).toarray(), np.triu(A.toarray()))
+    np.testing.assert_array_equal(A.data, data)
+    np.testing.assert_array_equal(A.indices, indices)
