@@ -31,8 +31,9 @@ TEST_SCALE = $(or $(QWEM_SCALE),small)
 # first when JUPYTER_PREFER_ENV_PATH=0 (checked: a fake user kernel then loses).
 KERNEL_ENV = JUPYTER_PATH="$(abspath $(VENV))/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"
 
-# Chapters: book/NN_topic.md, each paired with book/NN_topic.ipynb (committed, no outputs).
-CHAPTERS = $(wildcard book/[0-9][0-9]_*.md)
+# Notebook pages: the chapters book/NN_topic.md and book/replication.md, each paired with
+# its .ipynb (committed, no outputs).
+CHAPTERS = $(wildcard book/[0-9][0-9]_*.md) book/replication.md
 
 # jupyter-cache keys a notebook on its cells only, and Sphinx re-reads (so re-executes)
 # only pages whose source changed.  Everything else a chapter's outputs depend on goes
@@ -65,6 +66,11 @@ book: $(STAMP)
 	  rm -rf _build/.jupyter_cache _build/.doctrees; \
 	fi; \
 	echo "$$key" > $(CACHE_STAMP)
+	@# "The paper, result by result" reads what the chapters recorded in this build:
+	@# Sphinx re-reads (and myst-nb, told execution_mode: force, re-runs) a page only
+	@# when its source is newer, so make it newer.  Sphinx reads pages in sorted
+	@# order, so the chapters (book/0*) run before it.
+	@touch book/replication.md
 	@start=$$(date +%s); status=0; \
 	QWEM_SCALE=$(BOOK_SCALE) $(KERNEL_ENV) $(BIN)/jupyter-book build . -W -n --keep-going \
 	  || status=$$?; \

@@ -4,14 +4,26 @@ A chapter's hidden setup cell calls :func:`setup` (figure style, seeds, the torc
 device); its configuration cell reads the scale switch with :func:`scale` and finds its
 corpus with :func:`qwem_lib.data.first_available`; results that are tables are shown
 with :func:`table`.  Expensive results are cached with :func:`qwem_lib.cache.cached`.
+
+Every number a chapter's prose states about its own runs comes from :class:`Results`:
+``R = book.results("03_wikipedia_mstar")`` in the setup cell, then ``R.glue(key,
+value)`` where the value is computed.  The value is glued (myst-nb) for the prose,
+``{glue:text}`key:.1%``, and kept in a small JSON file per chapter and scale, which
+the page "The paper, result by result" (``book/replication.md``) reads to compare
+the chapters' results with the paper's (:mod:`qwem_lib.paper`, :mod:`qwem_lib.ledger`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import time
+from pathlib import Path
 from typing import Iterable, Sequence
 
-__all__ = ["SCALES", "setup", "scale", "table"]
+__all__ = ["SCALES", "setup", "scale", "table", "Results", "results",
+           "results_dir", "load_results"]
 
 #: The book's two sizes: ``small`` for the tests, ``full`` for the book.
 SCALES = ("small", "full")
@@ -90,3 +102,124 @@ def table(rows: Iterable[Sequence], header: Sequence[str],
     lines += ["| " + " | ".join(cell(v, f) for v, f in zip(r, formats)) + " |"
               for r in rows]
     return Markdown("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------
+# computed numbers: glued into the prose, kept for the ledger page
+# ----------------------------------------------------------------------------------
+
+def results_dir() -> Path:
+    """Where chapters keep their results: ``QWEM_RESULTS``, else ``<cache>/book-results``."""
+    env = os.environ.get("QWEM_RESULTS", "").strip()
+    if env:
+        return Path(env)
+    from .data import cache_dir
+
+    return cache_dir() / "book-results"
+
+
+def _code() -> str:
+    """Fingerprint of the whole library: results of other code are not compared."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _plain(value):
+    """A value glue and JSON can both hold: bool, int, float, str (numpy scalars and
+    0-d arrays and tensors are converted)."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot glue a non-finite number ({value})")
+        return float(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"glue takes a number, a bool or a string, got "
+                    f"{type(value).__name__}")
+
+
+class Results:
+    """One chapter's results at one scale.
+
+    ``glue(key, value)`` shows nothing in the page; the prose pastes the value with
+    ``{glue:text}`key``` (a format spec may follow: ``key:.3f``, ``key:.1%``,
+    ``key:,d``).  The values are also written, after every call, to
+    ``results_dir()/<scale>/<chapter>.json`` with the scale, the library's code
+    fingerprint and ``complete: false``; :meth:`done` (the chapter's last, hidden cell)
+    sets ``complete: true``.  Creating a ``Results`` removes the chapter's previous
+    file, so a chapter that fails half way never leaves results that look complete.
+    """
+
+    def __init__(self, chapter: str, *, scale_name: str | None = None,
+                 directory: str | os.PathLike | None = None):
+        self.chapter = str(chapter)
+        self.scale = scale_name or scale()
+        self.path = Path(directory or results_dir()) / self.scale / f"{self.chapter}.json"
+        self.values: dict = {}
+        self.started = time.time()
+        self._code = _code()
+        self.path.unlink(missing_ok=True)
+
+    def glue(self, key: str, value, *, display: bool = False):
+        """Glue ``value`` under ``key`` and record it; returns the value unchanged."""
+        if not isinstance(key, str) or not key.replace("_", "").isalnum():
+            raise ValueError(f"glue keys are letters, digits and '_', got {key!r}")
+        plain = _plain(value)
+        try:
+            from myst_nb import glue as _glue
+        except ImportError:     # Colab without myst-nb: the prose is not rendered there
+            _glue = None
+        if _glue is not None:
+            _glue(key, plain, display=display)
+        self.values[key] = plain
+        self._write(complete=False)
+        return value
+
+    def done(self) -> None:
+        """Mark the chapter's results complete (its last cell)."""
+        self._write(complete=True)
+
+    def _write(self, complete: bool) -> None:
+        from ._atomic import write_json
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, {"chapter": self.chapter, "scale": self.scale,
+                               "code": self._code, "complete": complete,
+                               "seconds": round(time.time() - self.started, 1),
+                               "values": self.values}, indent=1)
+
+    def __repr__(self) -> str:
+        return f"Results({self.chapter!r}, scale={self.scale!r}, {len(self.values)} values)"
+
+
+def results(chapter: str) -> Results:
+    """The :class:`Results` of ``chapter`` (its file name without ``.md``) at the
+    current scale."""
+    return Results(chapter)
+
+
+def load_results(chapter: str, *, scale_name: str | None = None,
+                 directory: str | os.PathLike | None = None) -> dict | None:
+    """A chapter's recorded values, or None when it has no complete results of this
+    library's code at this scale (not built yet, failed, or built by other code)."""
+    scale_name = scale_name or scale()
+    path = Path(directory or results_dir()) / scale_name / f"{chapter}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(data, dict) or not data.get("complete")
+            or data.get("scale") != scale_name or data.get("code") != _code()):
+        return None
+    return data.get("values") or {}

@@ -261,3 +261,82 @@ def test_book_scale_switch(monkeypatch):
     monkeypatch.setenv("QWEM_SCALE", "huge")
     with pytest.raises(QwemError, match="QWEM_SCALE"):
         book.scale()
+
+
+# ----------------------------------------------------------------------------------
+# every number the prose states is glued
+# ----------------------------------------------------------------------------------
+
+#: Words after which a number names a part of the paper or of the book, or a version:
+#: "Setting 3.1", "App. A.2", "Figures 1–8", "eq. (4.2)", "Python 3.11".
+_REFERENCE = re.compile(
+    r"(?:Setting|Settings|Sec\.|Section|Sections|App\.|Appendix|Fig\.|Figs\.|Figure|"
+    r"Figures|Table|Tables|Eq\.|eq\.|Theorem|Lemma|Proposition|Result|Definition|"
+    r"Algorithm|§|[Cc]hapter|[Cc]hapters|Python|version|v)\s*\(?$")
+#: A decimal number, a percentage, a number with thousands separators, or a size
+#: such as "70M" / "2B" (an integer or a word such as "sixfold" is not caught).
+_NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+)"
+                     r"(?:\s?%|(?=[MBk]\b)[MBk])?(?![\w])")
+
+
+def _prose(text: str) -> str:
+    """A chapter's Markdown without what is not prose a number could be typed into:
+    front matter, code and directive blocks, math, inline code and roles (``{glue}``,
+    ``{cite}``, ``{eq}``...), labels, comments and link targets."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1\s*$", "", text, flags=re.S | re.M)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$(?:\s*\([\w-]+\))?", " ", text, flags=re.S)
+    text = re.sub(r"(?<!\\)\$[^$\n]+?(?<!\\)\$", " ", text)
+    text = re.sub(r"\{[\w:-]+\}`[^`]*`", " ", text)     # roles: glue, cite, eq, ref
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = re.sub(r"^\([\w-]+\)=\s*$", "", text, flags=re.M)
+    text = re.sub(r"\]\([^)]*\)", "]", text)            # link targets
+    return text
+
+
+def unglued_numbers(text: str) -> list[str]:
+    """Decimal numbers, percentages, grouped integers and M/B/k sizes typed into the
+    prose of ``text`` (a chapter's MyST source), each with a little context.  Plain
+    integers are allowed (counts of chapters, "top 3", years); a number right after a
+    reference word (Setting 3.1, App. A.2, Figure 3b, Python 3.11) is a citation."""
+    prose = _prose(text)
+    found = []
+    for m in _NUMBER.finditer(prose):
+        token = m.group(0)
+        plain_int = re.fullmatch(r"\d+", token) is not None
+        if plain_int:
+            continue
+        if _REFERENCE.search(prose[max(0, m.start() - 20):m.start()]):
+            continue
+        found.append(prose[max(0, m.start() - 25):m.end() + 10].replace("\n", " "))
+    return found
+
+
+PROSE = sorted(BOOK.glob("*.md"))
+
+
+@pytest.mark.parametrize("md", PROSE, ids=[p.stem for p in PROSE])
+def test_prose_numbers_are_glued(md):
+    """Every decimal, percentage or grouped number in a page's prose is glued from
+    the cell that computed it (or from qwem_lib.paper), in math, or a citation."""
+    found = unglued_numbers(md.read_text(encoding="utf-8"))
+    assert not found, (f"{md.name} types numbers into its prose; glue them "
+                       f"(book.Results.glue, {{glue:text}}): {found}")
+
+
+def test_planted_prose_number_is_found():
+    """The check above catches a number typed into the prose, and only that."""
+    md = BOOK / "01_quartic_loss.md"
+    text = md.read_text(encoding="utf-8")
+    assert unglued_numbers(text) == []
+    planted = text.replace("\n## ", "\nThe closed form scores 62.1% here.\n\n## ", 1)
+    assert any("62.1%" in hit for hit in unglued_numbers(planted))
+    for number in ("0.0702", "4,911", "70M", "3.5"):
+        hits = unglued_numbers(f"Para one.\n\nIt gives {number} on the test.\n")
+        assert len(hits) == 1 and number in hits[0], (number, hits)
+    allowed = ("Setting 3.1 and App. A.2 and Figure 3b; Python 3.11.",
+               "glued {glue:text}`acc:.1%` and math $0.5 x^2$ and $$\n1.5\n$$ (eq-a)",
+               "```{code-cell} ipython3\nx = 0.25\n```", "top 3 of 200 modes in 2025")
+    for text in allowed:
+        assert unglued_numbers(text) == [], text

@@ -254,7 +254,8 @@ def test_other_device_types_are_refused():
 
 def test_peak_rss_is_this_programs_own(tmp_path):
     """A child started by a process holding much memory reports its own peak (Linux
-    VmHWM), not the parent's high-water mark that ru_maxrss carries over a vfork."""
+    VmHWM): the size of what the child itself allocated, not the parent's high-water
+    mark that ru_maxrss carries over a vfork."""
     import subprocess
     import sys
 
@@ -262,15 +263,26 @@ def test_peak_rss_is_this_programs_own(tmp_path):
 
     from qwem_lib.memory import peak_rss_bytes
 
+    MB = 10**6
+
+    def child_peak(alloc_mb: int) -> int:
+        code = ("import numpy as np; from qwem_lib.memory import peak_rss_bytes; "
+                f"a = np.ones({alloc_mb * MB // 8}); a[::512] = 2.0; "
+                "print(peak_rss_bytes())")
+        return int(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                  text=True, check=True).stdout)
+
     mine = peak_rss_bytes()
     assert mine is not None and mine > 10e6
-    ballast = np.ones(600_000_000 // 8)                 # 600 MB in this process
+    ballast = np.ones(800 * MB // 8)                    # 800 MB in this process
     ballast[::512] = 2.0
-    code = ("from qwem_lib.memory import peak_rss_bytes; "
-            "print(peak_rss_bytes())")
-    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                               text=True, check=True).stdout)
-    assert peak_rss_bytes() >= 600e6
+    assert peak_rss_bytes() >= 800 * MB
     if sys.platform.startswith("linux"):
-        assert child < 450e6, child                     # imports only, not 600 MB+
+        # a child that allocates nothing, and one that allocates (and touches) 250 MB:
+        # the difference of their peaks is the allocation, and neither is near the
+        # parent's 800 MB
+        base, big = child_peak(0), child_peak(250)
+        assert base < 300 * MB, base
+        assert 0.95 * 250 * MB <= big - base <= 1.05 * 250 * MB + 20 * MB, (base, big)
+        assert big < 800 * MB
     del ballast
