@@ -172,10 +172,18 @@ class Results:
         self.path.unlink(missing_ok=True)
 
     def glue(self, key: str, value, *, display: bool = False):
-        """Glue ``value`` under ``key`` and record it; returns the value unchanged."""
+        """Glue ``value`` under ``key`` and record it; returns the value unchanged.
+
+        Gluing a key again with the same value does nothing more; with another value
+        it is an error (the page would state two numbers under one name)."""
         if not isinstance(key, str) or not key.replace("_", "").isalnum():
             raise ValueError(f"glue keys are letters, digits and '_', got {key!r}")
         plain = _plain(value)
+        if key in self.values:
+            if self.values[key] != plain:
+                raise ValueError(f"{key!r} is already glued as {self.values[key]!r}, "
+                                 f"not {plain!r}: give the second value its own key")
+            return value
         try:
             from myst_nb import glue as _glue
         except ImportError:     # Colab without myst-nb: the prose is not rendered there

@@ -172,7 +172,8 @@ class _DevTools:
     def __init__(self):
         import tempfile
 
-        self._profile = tempfile.TemporaryDirectory(prefix="qwem-chromium-")
+        self._profile = tempfile.TemporaryDirectory(prefix="qwem-chromium-",
+                                                    ignore_cleanup_errors=True)
         cmd_r, cmd_w = os.pipe()
         out_r, out_w = os.pipe()
 

@@ -152,8 +152,11 @@ _GLUE_USE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
 
 
 def _glued_keys(md: Path) -> set[str]:
+    """Keys a page's code glues: the literal or f-string key of a ``.glue(`` call,
+    and any string literal (keys glued in a loop, ``for key in ("a", "b")``)."""
     text = md.read_text(encoding="utf-8")
-    return set(re.findall(r"""\.glue\(\s*(?:f?["'])([\w{}]+)["']""", text))
+    calls = set(re.findall(r"""\.glue\(\s*f?["']([^"'\n]+)["']""", text))
+    return calls | set(re.findall(r"""["'](\w+)["']""", text))
 
 
 @pytest.mark.parametrize("md", sorted(BOOK.glob("*.md")), ids=lambda p: p.stem)
@@ -172,3 +175,11 @@ def test_glued_keys_exist(md):
         assert key in keys or any(re.fullmatch(re.sub(r"\{[^}]*\}", r"\\w+", k), key)
                                   for k in templated), (
             f"{md.name} pastes {use!r} but {page.name} glues no {key!r}")
+
+
+def test_a_key_holds_one_value(tmp_path):
+    R = book.Results("06_w", scale_name="small", directory=tmp_path)
+    R.glue("x", 0.5)
+    R.glue("x", 0.5)                                   # the same value: fine
+    with pytest.raises(ValueError, match="already glued"):
+        R.glue("x", 0.25)
