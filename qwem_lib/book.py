@@ -154,11 +154,10 @@ class Results:
 
     ``glue(key, value)`` shows nothing in the page; the prose pastes the value with
     ``{glue:text}`key``` (a format spec may follow: ``key:.3f``, ``key:.1%``,
-    ``key:,d``).  The values are also written, after every call, to
+    ``key:,d``).  :meth:`done` (the chapter's last, hidden cell) writes the values to
     ``results_dir()/<scale>/<chapter>.json`` with the scale, the library's code
-    fingerprint and ``complete: false``; :meth:`done` (the chapter's last, hidden cell)
-    sets ``complete: true``.  Creating a ``Results`` removes the chapter's previous
-    file, so a chapter that fails half way never leaves results that look complete.
+    fingerprint and ``complete: true``.  Creating a ``Results`` removes the chapter's
+    previous file, so a chapter that fails half way leaves no results at all.
     """
 
     def __init__(self, chapter: str, *, scale_name: str | None = None,
@@ -191,19 +190,15 @@ class Results:
         if _glue is not None:
             _glue(key, plain, display=display)
         self.values[key] = plain
-        self._write(complete=False)
         return value
 
     def done(self) -> None:
-        """Mark the chapter's results complete (its last cell)."""
-        self._write(complete=True)
-
-    def _write(self, complete: bool) -> None:
+        """Write the chapter's results, complete (its last cell)."""
         from ._atomic import write_json
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, {"chapter": self.chapter, "scale": self.scale,
-                               "code": self._code, "complete": complete,
+                               "code": self._code, "complete": True,
                                "seconds": round(time.time() - self.started, 1),
                                "values": self.values}, indent=1)
 

@@ -190,8 +190,9 @@ def assess(row: Row, chapters: Mapping[str, Mapping | None]) -> Verdict:
 # the rows, in the paper's order
 # ----------------------------------------------------------------------------------
 
-def _get(key):
-    return lambda v: v[key]
+def _notes(text: str, failed: str | None = None) -> dict[str, str]:
+    """The same reason for every verdict but *not reproduced* (``failed``, if given)."""
+    return {"reproduced": text, "partly": text, "not reproduced": failed or text}
 
 
 def _fig3b_rows() -> list[Row]:
@@ -238,22 +239,19 @@ ROWS: tuple[Row, ...] = (
     Row("fig2_small", "Fig. 2: QWEM's half-learned times follow the closed form "
         "(σ = 10⁻¹²)", "Fig. 2", "04_training", "sec-ch04-singular-values",
         "fig2_halftime_err_small", "at_most", "agree", tol=0.25, partly=0.5,
-        fmt=".1%", notes={"reproduced": "largest error {ours} over the modes checked",
-                          "partly": "largest error {ours} over the modes checked",
-                          "not reproduced": "largest error {ours}"}),
+        fmt=".1%", notes=_notes("largest error {ours} over the modes checked",
+                                "largest error {ours}")),
     Row("fig2_w2v_init", "Fig. 2: the same from the word2vec-style init (σ = 0.1)",
         "Fig. 2", "04_training", "sec-ch04-singular-values", "fig2_halftime_err_w2v",
         "at_most", "agree", tol=0.25, partly=0.5, fmt=".1%",
-        notes={"reproduced": "largest error {ours} over the modes checked",
-               "partly": "largest error {ours} over the modes checked",
-               "not reproduced": "largest error {ours}"}),
+        notes=_notes("largest error {ours} over the modes checked",
+                     "largest error {ours}")),
     Row("fig2_word2vec", "Fig. 2: word2vec's singular values follow QWEM's theory up "
         "to a constant factor in time", "Fig. 2", "05_word2vec", "sec-ch05-dynamics",
         "fig2_w2v_halftime_spread", "at_most", "a constant factor", tol=1.25,
         partly=2.0, fmt=".2f",
-        notes={"reproduced": "measured/theory half-times vary by ×{ours} over the modes",
-               "partly": "measured/theory half-times vary by ×{ours} over the modes",
-               "not reproduced": "measured/theory half-times vary by ×{ours}"}),
+        notes=_notes("measured/theory half-times vary by ×{ours} over the modes",
+                     "measured/theory half-times vary by ×{ours}")),
     Row("fig3a", "Fig. 3a: the top eigenvectors of M⋆ are topics (biographies, "
         "government, places)", "Fig. 3a", "03_wikipedia_mstar", "sec-ch03-features",
         "fig3a_topics_matched", "at_least", "feature_topics", tol=3, partly=1, fmt="d",
@@ -279,10 +277,8 @@ ROWS: tuple[Row, ...] = (
         "svd(PPMI)'s", "Fig. 5", "05_word2vec", "sec-ch05-overlaps",
         lambda v: v["fig5_w2v_mstar_overlap"] - v["fig5_w2v_ppmi_overlap"], "at_least",
         "closer to M⋆", tol=0.0, partly=-0.02, fmt="+.3f",
-        notes={"reproduced": "overlap with svd(M⋆) minus overlap with svd(PPMI): "
-                             "{ours}",
-               "partly": "overlap with svd(M⋆) minus overlap with svd(PPMI): {ours}",
-               "not reproduced": "closer to svd(PPMI): overlap difference {ours}"}),
+        notes=_notes("overlap with svd(M⋆) minus overlap with svd(PPMI): {ours}",
+                     "closer to svd(PPMI): overlap difference {ours}")),
     Row("fig6", "Fig. 6: the other categories show the same spike", "Fig. 6",
         "06_linear_representations", "sec-ch06-families",
         lambda v: v["fig6_families_with_outlier"] / v["fig6_families"], "at_least",
@@ -312,9 +308,7 @@ ROWS: tuple[Row, ...] = (
         "App. A.6", "06_linear_representations", "sec-ch06-mean",
         "spike_mean_overlap_min", "at_least", "spike_mean_overlap", tol=0.9,
         partly=0.7, fmt=".2f",
-        notes={"reproduced": "smallest overlap over the categories {ours}",
-               "partly": "smallest overlap over the categories {ours}",
-               "not reproduced": "smallest overlap over the categories {ours}"}),
+        notes=_notes("smallest overlap over the categories {ours}")),
     Row("theorem1", "Theorem 1: under Setting 3.1 the QWEM loss is (g/4)‖WWᵀ − M⋆‖² "
         "+ const", "Thm. 1", "01_quartic_loss", "sec-ch01-theorem1", "theorem1_err",
         "at_most", "an identity", tol=1e-10, fmt=".1e",
