@@ -22,6 +22,7 @@ optional dependency, needed only here (``pip install gensim``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -203,12 +204,16 @@ def closed_form_process_run(config, *, device=None, cache: bool = True,
 def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
                  device=None, threads: int | None = None, cache: bool = True,
                  name: str = "word2vec (ours)", n_checkpoints: int = 30,
-                 analogy: bool = False) -> Run:
+                 analogy: bool = False, fraction: float | None = None) -> Run:
     """Our word2vec (:func:`qwem_lib.word2vec.train_word2vec`), timed from the file.
 
     ``threads``: of the CPU kernel (default: all cores; part of the cache key, as
     runs on more than one thread differ by the order of their updates).
     ``analogy=True`` records the analogy accuracy at every checkpoint.
+    ``fraction``: train only the first part of the run (0 < fraction <= 1 of its
+    ``epochs · tokens`` words), on the schedule of the whole run (the learning rate
+    decays over all ``config.epochs``): the same checkpoints, up to there, as the
+    whole run, for a study of its early dynamics at a fraction of the cost.
     """
     from .devices import default_device
     from .sgns_cpu import default_threads
@@ -217,6 +222,9 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
     device = default_device(device)
     if device.type == "cpu" and threads is None:
         threads = default_threads()
+    if fraction is not None and not (isinstance(fraction, (int, float))
+                                     and 0 < fraction <= 1):
+        raise QwemError(f"fraction must be in (0, 1], got {fraction!r}")
 
     def compute():
         t0 = time.perf_counter()
@@ -225,7 +233,9 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
         res = train_word2vec(config, tokens.ids, vocab_size,
                              words=words if analogy else None, device=device,
                              threads=threads, progress=False,
-                             n_checkpoints=n_checkpoints)
+                             n_checkpoints=n_checkpoints,
+                             until=None if fraction is None else
+                             math.ceil(fraction * config.epochs * len(tokens.ids)))
         seconds = time.perf_counter() - t0
         W = res.W.detach().to("cpu", torch.float64).numpy()
         return Run(name, words, W, seconds,
@@ -237,6 +247,8 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
     key = {"corpus": cache_mod.corpus_identity(corpus), "V": vocab_size,
            "scheme": scheme, "config": config.to_dict(), "checkpoints": n_checkpoints,
            "analogy": analogy, "engine": device.type, "threads": threads}
+    if fraction is not None:
+        key["fraction"] = float(fraction)
     return _cached("word2vec", name, key, compute, cache)
 
 

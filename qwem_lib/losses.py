@@ -43,7 +43,7 @@ Tied weights make the loss depend on ``x_ij = x_ji`` only, so the negative distr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -209,6 +209,9 @@ class Reweighting:
         None for any other ``neg_dist`` (then :meth:`target` is unavailable).
     inverse_g : bool
         Setting 3.1: ``Ψ+ = Ψ- = 1/(P_ij + k Q_ij)`` so that ``G = 1``.
+    dense : (a, b) of (V, V) tensors, or None
+        The weights of every pair, computed once (:meth:`materialised`) for a trainer
+        that evaluates them at every step; None: computed per row block.
     """
 
     __repr__ = short_repr
@@ -220,6 +223,14 @@ class Reweighting:
     negatives: float = 1.0
     neg_power: float | None = 1.0
     inverse_g: bool = False
+    dense: tuple | None = None
+
+    def materialised(self, P_ij: torch.Tensor, unigram: torch.Tensor) -> "Reweighting":
+        """This reweighting with ``a`` and ``b`` of every pair stored (2 V² entries in
+        P_ij's dtype), so that :meth:`weight_rows` slices them instead of computing
+        them; valid for this ``P_ij`` and ``unigram`` only."""
+        a, b = self.weight_rows(P_ij, unigram, 0, P_ij.shape[0])
+        return replace(self, dense=(a.contiguous(), b.contiguous()))
 
     def neg_pair_rows(self, unigram: torch.Tensor, i0: int, i1: int) -> torch.Tensor:
         """Rows ``i0:i1`` of ``Q_ij = ½(P_i n_j + n_i P_j)`` (without the k)."""
@@ -236,6 +247,8 @@ class Reweighting:
         -------
         a, b : (i1 - i0, V) tensors
         """
+        if self.dense is not None:
+            return self.dense[0][i0:i1], self.dense[1][i0:i1]
         a = P_ij[i0:i1]
         b = self.negatives * self.neg_pair_rows(unigram, i0, i1)
         if self.inverse_g:
@@ -408,6 +421,16 @@ def _resolve(unigram, reweight, psi_pos, psi_neg, negatives, neg_dist) -> Reweig
 # expected (matrix-form) loss and its gradient
 # ----------------------------------------------------------------------------------
 
+def _compiled(x: torch.Tensor, a, b) -> bool:
+    """Whether a block goes to the compiled kernel (:mod:`qwem_lib._pair_kernel`): CPU
+    tensors of one float dtype and shape, outside autograd; else torch evaluates it."""
+    return (x.device.type == "cpu" and not x.requires_grad
+            and x.dtype in (torch.float32, torch.float64)
+            and all(isinstance(t, torch.Tensor) and t.device.type == "cpu"
+                    and t.dtype == x.dtype and t.shape == x.shape
+                    and not t.requires_grad for t in (a, b)))
+
+
 def _check_shapes(W, P_ij, unigram):
     if P_ij.ndim != 2 or P_ij.shape[0] != P_ij.shape[1]:
         raise QwemError(f"P_ij must be a square (V, V) matrix, got {tuple(P_ij.shape)}")
@@ -456,7 +479,13 @@ def expected_loss(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
         i1 = min(i0 + block_size, V)
         a, b = rw.weight_rows(P_ij, unigram, i0, i1)
         x = Wc[i0:i1] @ Wc.T
-        total = total + (a * lpos(x)).sum() + (b * lneg(x)).sum()
+        if _compiled(x, a, b):
+            from ._pair_kernel import block_loss
+
+            total = total + block_loss(x.numpy(), a.numpy(), b.numpy(), loss,
+                                       torch.get_num_threads())
+        else:
+            total = total + (a * lpos(x)).sum() + (b * lneg(x)).sum()
     return total
 
 
@@ -487,7 +516,14 @@ def expected_grad(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
             i1 = min(i0 + block_size, V)
             a, b = rw.weight_rows(P_ij, unigram, i0, i1)
             x = Wc[i0:i1] @ Wc.T
-            D = a * dpos(x) + b * dneg(x)
+            if _compiled(x, a, b):
+                from ._pair_kernel import block_grad
+
+                block_grad(x.numpy(), a.numpy(), b.numpy(), loss,
+                           torch.get_num_threads())
+                D = x                                   # overwritten in place
+            else:
+                D = a * dpos(x) + b * dneg(x)
             grad[i0:i1] += D @ Wc
             grad += D.T @ Wc[i0:i1]
     return grad

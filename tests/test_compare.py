@@ -2,6 +2,7 @@
 
 import bz2
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,28 @@ def test_word2vec_run_matches_the_trainer(corpus):
     np.testing.assert_array_equal(run.W, ref.W.double().numpy())
     assert run.words == list(tok.vocab.words)
     assert run.history.step == ref.history.step
+
+
+def test_word2vec_run_fraction_is_the_start_of_the_whole_run(corpus):
+    """fraction=0.4 of a 3-epoch run: exactly the whole run's checkpoints up to 40%
+    of its words, on the whole run's schedule (one thread: bit for bit)."""
+    cfg = Word2VecConfig(embed_dim=3, window=2, negatives=2, subsample=0, epochs=3,
+                         tied=True)
+    whole = compare.word2vec_run(corpus, 12, cfg, threads=1, cache=False,
+                                 n_checkpoints=12)
+    part = compare.word2vec_run(corpus, 12, cfg, threads=1, cache=False,
+                                n_checkpoints=12, fraction=0.4)
+    stop = math.ceil(0.4 * 3 * part.info["n_tokens"])
+    n = len(part.history.step)
+    assert 2 <= n < len(whole.history.step)
+    assert part.history.step == whole.history.step[:n]
+    np.testing.assert_array_equal(part.history.s2(), whole.history.s2()[:n])
+    assert part.info["checkpoint_words"][-1] <= stop \
+        < whole.info["checkpoint_words"][n]
+    assert 0 < part.info["steps"] < whole.info["steps"]
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(QwemError, match="fraction"):
+            compare.word2vec_run(corpus, 12, cfg, fraction=bad, cache=False)
 
 
 def test_gensim_run_rows_follow_our_vocabulary(corpus):

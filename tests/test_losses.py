@@ -268,3 +268,62 @@ def test_subsampling_thresholds_are_checked():
         reweighting("uniform", P, P.sum(1), neg_power=float("nan"))
     with pytest.raises(QwemError, match="unknown reweighting 'w2v'"):
         reweighting("w2v", P, P.sum(1))
+
+
+# ----------------------------------------------------------------------------------
+# the compiled block kernel (qwem_lib._pair_kernel) and stored weights
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["qwem", "sgns"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_compiled_block_matches_torch_formulas(loss, dtype, threads):
+    """One pass of the kernel against torch's per-pair functions, far into both
+    tails (|x| up to 60, where 1 - σ(x) would cancel to 0 and softplus is linear)."""
+    from qwem_lib._pair_kernel import block_grad, block_loss
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.cat([torch.linspace(-60, 60, 35, dtype=F64)[None].expand(4, 35),
+                   8 * torch.randn(3, 35, dtype=F64, generator=gen)]).to(dtype)
+    a = torch.rand(7, 35, dtype=F64, generator=gen).to(dtype)
+    b = torch.rand(7, 35, dtype=F64, generator=gen).to(dtype)
+    lp, ln = pair_losses(loss)
+    x64, a64, b64 = x.double(), a.double(), b.double()
+    if loss == "qwem":
+        d_ref = a64 * (0.5 * x64 - 1) + b64 * (0.5 * x64 + 1)
+    else:
+        d_ref = -a64 * torch.sigmoid(-x64) + b64 * torch.sigmoid(x64)
+    # softplus without torch's linear threshold (exact in float64)
+    sp = lambda v: torch.clamp(v, min=0) + torch.log1p(torch.exp(-v.abs()))
+    l_ref = (a64 * (sp(-x64) if loss == "sgns" else lp(x64))
+             + b64 * (sp(x64) if loss == "sgns" else ln(x64))).sum()
+    got = x.numpy().copy()
+    block_grad(got, a.numpy(), b.numpy(), loss, threads)
+    rtol = 1e-6 if dtype == torch.float32 else 1e-14
+    np.testing.assert_allclose(got, d_ref.numpy(), rtol=rtol, atol=rtol * 1e-3)
+    # the tails to full relative precision: σ(-60) ≈ 9e-27, not 0
+    if loss == "sgns":
+        assert got[0, -1] != 0 and got[0, -1] == pytest.approx(
+            float(b64[0, -1] - a64[0, -1] * math.exp(-60)), rel=rtol)
+    total = block_loss(x.numpy(), a.numpy(), b.numpy(), loss, threads)
+    assert total == pytest.approx(float(l_ref), rel=10 * rtol)
+
+
+@pytest.mark.parametrize("loss", ["qwem", "sgns"])
+def test_stored_weights_give_the_same_loss_and_gradient(probs, loss):
+    """Reweighting.materialised: the weights of every pair stored once give what
+    the per-block weights give, for every reweighting."""
+    P, u = probs
+    W = _W(9, 3, 4)
+    for rw in _all_reweightings(P, u):
+        dense = rw.materialised(P, u)
+        assert dense.dense is not None and rw.dense is None
+        a, b = dense.dense
+        assert a.shape == b.shape == (9, 9)
+        _close(a + b, rw.weight_rows(P, u, 0, 9)[0] + rw.weight_rows(P, u, 0, 9)[1])
+        for block in (2, 4, 9):
+            _close(expected_grad(W, P, u, loss, reweight=dense, block_size=block),
+                   expected_grad(W, P, u, loss, reweight=rw), rtol=1e-13, atol=1e-15)
+            assert float(expected_loss(W, P, u, loss, reweight=dense,
+                                       block_size=block)) == pytest.approx(
+                _naive_expected(W, P, u, rw, loss), rel=1e-12)
