@@ -86,8 +86,6 @@ class Run:
 
 def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
     """The run of ``key``: from the cache, or ``compute()``d (and stored)."""
-    from .history import History
-
     def arrays():
         run = compute()
         return {"words": np.array(json.dumps(run.words)),
@@ -98,6 +96,13 @@ def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
 
     z, hit = cache_mod.cached("runs", {"kind": kind, **key}, arrays,
                               code=("qwem_lib.compare",), cache=cache)
+    return _run(z, name, hit)
+
+
+def _run(z, name: str, hit: bool) -> Run:
+    """A :class:`Run` from its stored arrays."""
+    from .history import History
+
     hist = str(z["history"])
     # W as a later call sees it (stored in float32), whether computed now or not
     return Run(name=name, words=json.loads(str(z["words"])),
@@ -115,7 +120,7 @@ def _tokens(corpus: str, vocab_size: int, scheme: str, cache: bool):
 
 
 def closed_form_run(config, *, device=None, cache: bool = True,
-                    name: str | None = None) -> Run:
+                    name: str | None = None, timed: bool = True) -> Run:
     """svd of ``config.method``'s target (:func:`qwem_lib.pipeline.closed_form`).
 
     ``seconds`` is the cost of the method from the corpus file: computed without
@@ -123,26 +128,37 @@ def closed_form_run(config, *, device=None, cache: bool = True,
     closed-form cache, read from there with the stage times of the run that computed
     them (one computation for every chapter that needs it; that run may have read
     its tokens from the token cache, a few seconds less at V = 10^4).
-    ``cache="refresh"`` recomputes from the corpus file.
+    ``cache="refresh"`` recomputes from the corpus file.  ``timed=False``: a run
+    whose wall time nobody reads (a row of an ablation) may also reuse the token
+    arrays cached by an earlier run of the corpus; it is stored apart, with
+    ``info["timed"] = False``, and a timed run of the same configuration, when
+    stored, is returned instead.
     """
     from .pipeline import closed_form
 
     config.validate()
+    key = {"config": config.key()}
+    if not timed and cache is True:
+        entry = cache_mod.load("runs", {"kind": "closed", **key},
+                               code=("qwem_lib.compare",))
+        if entry is not None:
+            return _run(entry, name or f"svd({config.method})", True)
+        key["timed"] = False
 
     def compute():
         t0 = time.perf_counter()
         res = closed_form(config, device=device, progress=False,
-                          cache="timed" if cache is True else False)
+                          cache=(True if not timed else "timed") if cache is True
+                          else False)
         seconds = (sum(res.timings.values()) if res.cached   # the computing run's
                    else time.perf_counter() - t0)
         return Run(name or f"svd({config.method})", list(res.words), res.W.cpu().numpy(),
                    seconds, {"config": asdict(config),
                              "eigvals": res.eigvals.tolist(),
                              "stages": res.timings, "n_tokens": res.n_tokens,
-                             "n_kept": res.n_kept})
+                             "n_kept": res.n_kept, "timed": timed})
 
-    return _cached("closed", name or f"svd({config.method})",
-                   {"config": config.key()}, compute, cache)
+    return _cached("closed", name or f"svd({config.method})", key, compute, cache)
 
 
 def closed_form_process_run(config, *, device=None, cache: bool = True,

@@ -105,6 +105,31 @@ def test_closed_form_run_is_cached_with_its_time(corpus):
         compare.closed_form_run(cfg, cache="yes")
 
 
+def test_untimed_closed_form_run_reuses_tokens_and_timed_runs(corpus, monkeypatch):
+    """timed=False (an ablation's row): cached tokens may be read, the run is stored
+    apart from timed runs and says so; a stored timed run is returned instead."""
+    from qwem_lib import pipeline
+
+    seen = []
+    real = pipeline._tokens
+    monkeypatch.setattr(pipeline, "_tokens",
+                        lambda config, watch, cache, progress:
+                        seen.append(cache) or real(config, watch, cache, progress))
+    timed = compare.closed_form_run(EmbedConfig(corpus, 12, 3))
+    assert seen == [False] and timed.info["timed"] is True   # from the corpus file
+    again = compare.closed_form_run(EmbedConfig(corpus, 12, 3), timed=False)
+    assert seen == [False] and again.cached and again.seconds == timed.seconds
+    other = EmbedConfig(corpus, 12, 3, context_len=3)
+    untimed = compare.closed_form_run(other, timed=False)
+    assert seen == [False, True] and not untimed.cached
+    assert untimed.info["timed"] is False
+    assert compare.closed_form_run(other, timed=False).cached   # stored apart
+    assert seen == [False, True]
+    # a timed request never returns the untimed run
+    t2 = compare.closed_form_run(other)
+    assert t2.info["timed"] is True and not t2.cached
+
+
 def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch):
     """A closed form stored by pipeline.closed_form (a chapter) is what
     closed_form_run reads, with the stage times of the run that computed it, and
