@@ -6,10 +6,11 @@
 #   make book    execute the chapters (cached) and build the HTML into _build/html;
 #                prints each chapter's execution time and the build's wall time
 #   make test    unit tests + every chapter notebook, at QWEM_SCALE=small
-#   make sync    rewrite each chapter's .ipynb from its .md (no outputs)
+#   make sync    point the chapters' Colab links and install lines at _config.yml's
+#                repository, and rewrite each chapter's .ipynb from its .md
 #   make clean   remove _build (with the execution cache) and test caches
 #
-# Variables: VENV (default .venv), PYTHON (interpreter that creates the venv),
+# Variables: VENV (default .venv), PYTHON (interpreter that creates the venv, 3.11+),
 # QWEM_SCALE (book: full, test: small), PYTEST_ARGS (extra pytest arguments).
 
 SHELL := /bin/bash
@@ -42,6 +43,21 @@ CHAPTERS = $(wildcard book/[0-9][0-9]_*.md) book/replication.md
 CACHE_STAMP := _build/.qwem-cache-key
 
 .PHONY: help venv book test sync clean distclean
+
+# The interpreter that creates the venv must be Python 3.11 or newer (the pinned numpy
+# and scipy, the tokeniser's possessive regular expressions, tomllib).  Checked only
+# when the venv is about to be made, as one line, before anything is written.
+ifeq ($(wildcard $(BIN)/python),)
+ifneq ($(filter venv book test,$(or $(MAKECMDGOALS),help)),)
+PY_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 11)))' \
+           2>/dev/null)
+ifneq ($(PY_OK),1)
+$(error qwem-book needs Python 3.11 or newer, but PYTHON=$(PYTHON) reports \
+  "$(strip $(shell $(PYTHON) --version 2>&1 | head -n 1))": run make venv \
+  PYTHON=python3.11 (or a newer Python))
+endif
+endif
+endif
 
 help:
 	@sed -n '4,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -91,6 +107,8 @@ test: $(STAMP)
 	  tests book $(PYTEST_ARGS)
 
 sync: $(STAMP)
+	@$(BIN)/python -c 'from qwem_lib import book; \
+	  [print("repository address set in", p) for p in book.point_at_repository(".")]'
 	@for md in $(CHAPTERS); do \
 	  if sed -n '1,30p' "$$md" | grep -q '^jupytext:'; then \
 	    $(BIN)/jupytext --quiet --to ipynb --output "$${md%.md}.ipynb" "$$md"; \

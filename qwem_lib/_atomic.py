@@ -3,7 +3,9 @@
 :func:`atomic_path` writes a regular file through a temporary file renamed over it on
 success (a new file gets the mode the umask gives, an existing one keeps its mode); a
 device file, FIFO or other special file is written into, as ``cp`` would, never
-replaced.  :func:`check_outputs` runs before any work: it refuses an output that is
+replaced; the file and then its folder are synced to the disk (``fsync``), so a
+finished output survives a crash of the machine too.  :func:`check_outputs` runs
+before any work: it refuses an output that is
 one of the command's inputs however its path is spelled, two outputs naming one file,
 and a location that cannot be written.
 """
@@ -40,6 +42,20 @@ def _umask() -> int:
     mask = os.umask(0o022)  # no thread-safe way to read it elsewhere
     os.umask(mask)
     return mask
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk: "never a partial
+    file" then holds if the machine stops, not only the process.  A file system that
+    cannot sync a folder (EINVAL, e.g. some network mounts) is let be."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _place_error(dest: Path, exc: OSError) -> QwemError:
@@ -95,7 +111,9 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         else:
             os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None
                      else 0o666 & ~_umask())
-            os.replace(tmp, target)
+            _fsync(tmp)                  # the bytes on disk before the name points at
+            os.replace(tmp, target)      # them (else a crash can leave an empty file)
+            _fsync(target.parent)        # and the rename itself
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
 __all__ = ["SCALES", "setup", "scale", "table", "Results", "results",
-           "results_dir", "load_results"]
+           "results_dir", "load_results", "point_at_repository"]
 
 #: The book's two sizes: ``small`` for the tests, ``full`` for the book.
 SCALES = ("small", "full")
@@ -226,3 +227,50 @@ def load_results(chapter: str, *, scale_name: str | None = None,
             or data.get("scale") != scale_name or data.get("code") != _code()):
         return None
     return data.get("values") or {}
+
+
+# ----------------------------------------------------------------------------------
+# the repository the chapters install from and open in Colab
+# ----------------------------------------------------------------------------------
+
+_COLAB_LINK = re.compile(r"\[Open in Colab\]\(https://colab\.research\.google\.com/"
+                         r"github/[^)\s]*\)")
+_REPOSITORY_LINE = re.compile(r'^(\s*REPOSITORY = )"[^"]*"', re.MULTILINE)
+
+
+def point_at_repository(root: str | os.PathLike = ".") -> list[Path]:
+    """Make every chapter's Colab link and Colab install line name the repository of
+    ``_config.yml`` (``repository.url`` and ``branch``): the one place its address
+    is set (``make sync`` calls this).  Returns the chapters that changed.
+
+    A chapter ``book/NN_topic.md`` links to
+    ``https://colab.research.google.com/github/OWNER/REPO/blob/BRANCH/book/NN_topic.ipynb``
+    and its hidden setup cell installs ``qwem_lib`` from ``git+URL`` when it runs in
+    Colab.
+    """
+    import yaml
+
+    from .errors import QwemError
+
+    root = Path(root)
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    repo = (config or {}).get("repository") or {}
+    url, branch = str(repo.get("url", "")).rstrip("/"), str(repo.get("branch", ""))
+    if not url.startswith("https://github.com/") or url.count("/") != 4 or not branch:
+        raise QwemError(f"_config.yml's repository must have url "
+                        f"https://github.com/OWNER/REPO and a branch, got {url!r}, "
+                        f"{branch!r}")
+    owner_repo = url.split("github.com/", 1)[1]
+    changed = []
+    for md in sorted((root / "book").glob("[0-9][0-9]_*.md")):
+        text = md.read_text(encoding="utf-8")
+        link = (f"[Open in Colab](https://colab.research.google.com/github/{owner_repo}"
+                f"/blob/{branch}/book/{md.stem}.ipynb)")
+        new = _COLAB_LINK.sub(lambda _: link, text)
+        new = _REPOSITORY_LINE.sub(lambda m: f'{m.group(1)}"{url}"', new)
+        if new != text:
+            from ._atomic import write_text
+
+            write_text(md, new)
+            changed.append(md)
+    return changed

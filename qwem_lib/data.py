@@ -10,7 +10,8 @@ network at import time.
 
 The paper (arXiv 2502.09863) trains on a 2-billion-token Wikipedia dump; the corpora here are
 smaller stand-ins, described in ``data_files/ATTRIBUTION.md`` and
-``shared/data/PROVENANCE.md``.
+``data_files/PROVENANCE.md``; :mod:`qwem_lib.provenance` rebuilds the ones without a
+download address from their public sources (``qwem data fetch``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ CORPORA: dict[str, CorpusSpec] = {
         url=None,
         sha256="cef36391842485fb2d3bf6f95649bcc0277bdee14ce06b0c9f7af30580e5625b",
         size=25_837_370,
+        also_accept=("wiki2015_text8style_1e8.txt",),  # as `qwem data fetch` writes it
         description="first 10^8 bytes of the text8-normalised 2015 Wikipedia "
         "articles of 'enwiki2015' (16,943,230 tokens)",
         licence=_WIKI_LICENCE,
@@ -131,6 +133,7 @@ CORPORA: dict[str, CorpusSpec] = {
         url=None,
         sha256="1478182619d0266bc0cd5fd7560e3db60c3a443a1d6a2774a00f0464f4996246",
         size=118_632_739,
+        also_accept=("enwiki2015_first30729articles_wikiextractor.txt",),
         description="first 30,729 articles of a 2015 English Wikipedia dump, "
         "WikiExtractor format (~70.3M tokens once normalised)",
         licence=_WIKI_LICENCE,
@@ -320,7 +323,8 @@ def _check_size(path: Path, spec: CorpusSpec) -> None:
         return
     actual = path.stat().st_size
     if actual != spec.size:
-        source = f"from {spec.url}" if spec.url else "(see PROVENANCE.md)"
+        source = (f"from {spec.url}" if spec.url else
+                  f"(qwem data fetch {spec.name}; see qwem_lib/data_files/PROVENANCE.md)")
         raise QwemError(f"{path} has {actual:,} bytes, but corpus {spec.name!r} should "
                         f"have {spec.size:,}: the file is truncated or a different "
                         f"one; replace it with a fresh copy {source}")
@@ -360,21 +364,23 @@ def resolve_corpus(name_or_path: str | os.PathLike,
                 if (folder / fname).is_file():
                     _check_size(folder / fname, spec)
                     return folder / fname, spec
-        if spec.url is None:
-            where = ", ".join(str(f) for f in data_dirs()) or "QWEM_DATA is not set"
-            raise QwemError(f"corpus {key!r} ({spec.filename}) was not found (looked "
-                            f"in: {where}); it has no public download: set QWEM_DATA "
-                            f"to the folder holding {spec.filename}")
         corpora = cache_dir() / "corpora"
         for fname in names:
             if (corpora / fname).is_file():
                 _check_size(corpora / fname, spec)
                 return corpora / fname, spec
+        if spec.url is None:
+            where = ", ".join(str(f) for f in [*data_dirs(), corpora])
+            raise QwemError(f"corpus {key!r} ({spec.filename}) was not found (looked "
+                            f"in: {where}); get it with `qwem data fetch {key}` "
+                            f"(rebuilt from its public source), or set QWEM_DATA to "
+                            f"the folder holding {spec.filename}")
         dest = corpora / spec.filename
         if not download:
-            raise QwemError(f"corpus {key!r} is not downloaded yet; call with "
-                            f"download=True, or download {spec.url} to {dest}, or set "
-                            f"QWEM_DATA to a folder holding {spec.filename}")
+            raise QwemError(f"corpus {key!r} is not downloaded yet: run `qwem data "
+                            f"fetch {key}` (resolve_corpus(..., download=True)), or "
+                            f"download {spec.url} to {dest}, or set QWEM_DATA to a "
+                            f"folder holding {spec.filename}")
         _fetch(spec.url, dest, sha256=spec.sha256, size=spec.size)
         return dest, spec
     path = Path(key).expanduser()

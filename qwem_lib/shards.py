@@ -28,7 +28,7 @@ the counts it makes to a partial sum that it keeps (no transfer); at the end the
 workers' partial sums are added two at a time and the client receives one matrix.
 A worker that dies mid-task (killed, out of memory, its machine gone) costs only a
 rerun of its tasks, which Dask schedules on the others.  Dask is optional (``pip
-install 'qwem_lib[cluster]'``) and imported only when a cluster is used.
+install -e '.[cluster]'`` in the checkout) and imported only when a cluster is used.
 """
 
 from __future__ import annotations
@@ -224,8 +224,8 @@ def _dask():
         import distributed
     except ImportError:
         raise QwemError("a cluster needs Dask's distributed scheduler, which is not "
-                        "installed: pip install 'qwem_lib[cluster]' (or 'dask["
-                        "distributed]')") from None
+                        "installed: pip install -e '.[cluster]' in the qwem-book "
+                        "checkout (or pip install 'dask[distributed]')") from None
     return distributed
 
 

@@ -469,8 +469,9 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
         byte-order mark.  Its format is told from its content
         (:func:`qwem_lib.data._infer_format`):
 
-        * ``plain``: cut after a newline; a line is never split (a file of one
-          line, such as text8, cannot be split).
+        * ``plain``: cut after a newline; a line longer than ``_LONG_LINE`` bytes
+          (text8 is one line of 100 MB) is also cut, between two words, so a file
+          of one line can be split too.
         * ``wikiextractor``: cut before a ``<doc …>`` line, never inside an article.
           Text outside the articles (ignored by the reader) is kept, with the
           article before it, so the shards are the input's bytes, cut.

@@ -285,7 +285,8 @@ class SparseTarget:
     ndim = 2
 
     def __init__(self, indptr, indices, data, a, shift: float, *, device=None,
-                 n_threads: int | None = None, stats: dict | None = None):
+                 n_threads: int | None = None, stats: dict | None = None,
+                 engine: str | None = None):
         self.indptr = np.asarray(indptr)
         self.indices = np.asarray(indices)
         self.data = np.asarray(data)
@@ -295,7 +296,14 @@ class SparseTarget:
         self.shape = (V, V)
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.n_threads = n_threads or max(1, torch.get_num_threads())
-        self._torch = None          # the CUDA form, built on first use
+        # "kernel": the compiled CPU product; "torch": torch's sparse CSR product (the
+        # one for CUDA; on a CPU only to test it against the kernel)
+        self.engine = engine or ("kernel" if self.device.type == "cpu" else "torch")
+        if self.engine not in ("kernel", "torch") or (
+                self.engine == "kernel" and self.device.type != "cpu"):
+            raise QwemError(f"SparseTarget engine must be 'torch' or, on a CPU, "
+                            f"'kernel'; got {self.engine!r} on {self.device}")
+        self._torch = None          # the torch CSR form, built on first use
         # Products so far (shared with the copies from to()): columns, seconds.
         self.stats = {"columns": 0, "seconds": 0.0} if stats is None else stats
 
@@ -315,7 +323,8 @@ class SparseTarget:
             return self
         return SparseTarget(self.indptr, self.indices, self.data.astype(np_dtype),
                             self.a, self.shift, device=self.device,
-                            n_threads=self.n_threads, stats=self.stats)
+                            n_threads=self.n_threads, stats=self.stats,
+                            engine=self.engine)
 
     def __matmul__(self, X: torch.Tensor) -> torch.Tensor:
         vec = X.ndim == 1
@@ -324,7 +333,7 @@ class SparseTarget:
             raise QwemError(f"SparseTarget @ X: X has {X2.shape[0]} rows, the "
                             f"operator {self.shape[0]}")
         t0 = time.perf_counter()
-        if self.device.type == "cpu":
+        if self.engine == "kernel":
             from ._sparse_kernel import spmm_rows
 
             Xn = np.ascontiguousarray(X2.detach().cpu().numpy(), dtype=self.data.dtype)
@@ -333,7 +342,7 @@ class SparseTarget:
                       self.indices, self.data, Xn, Yn)
             Y = torch.from_numpy(Yn)
         else:
-            Y = self._csr() @ X2.to(self.dtype)
+            Y = self._csr() @ X2.to(self.device, self.dtype)
         if self.shift:
             a = torch.from_numpy(self.a).to(Y.device, Y.dtype)
             Y.add_(a[:, None] * (self.shift * (a @ X2.to(Y.dtype)))[None, :])
@@ -345,11 +354,17 @@ class SparseTarget:
 
     def _csr(self) -> torch.Tensor:
         if self._torch is None:
+            import warnings
+
             idx = torch.int32 if self.nnz < 2**31 else torch.int64
-            self._torch = torch.sparse_csr_tensor(
-                torch.from_numpy(self.indptr).to(self.device, idx),
-                torch.from_numpy(self.indices).to(self.device, idx),
-                torch.from_numpy(self.data).to(self.device), size=self.shape)
+            with warnings.catch_warnings():   # "support is in beta": nothing to act on
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support")
+                # our CSR is valid by construction: no invariant checks
+                self._torch = torch.sparse_csr_tensor(
+                    torch.from_numpy(self.indptr).to(self.device, idx),
+                    torch.from_numpy(self.indices).to(self.device, idx),
+                    torch.from_numpy(self.data).to(self.device), size=self.shape,
+                    check_invariants=False)
         return self._torch
 
     # -- inspection -----------------------------------------------------------------

@@ -121,7 +121,10 @@ def test_chapter_setup_cell(md):
     src = setup.source
     assert "remove-cell" in setup.metadata.get("tags", []), "setup cell must be hidden"
     assert '"google.colab" in sys.modules' in src, "install only when in Colab"
-    assert f"git+{REPO_URL}" in src, f"Colab install line must use {REPO_URL}"
+    assert f'REPOSITORY = "{REPO_URL}"' in src, f"Colab install must use {REPO_URL}"
+    assert 'f"git+{REPOSITORY}"' in src
+    # a failed install is one readable line, not a CalledProcessError traceback
+    assert "check=True" not in src and "raise SystemExit(" in src
     assert "device = book.setup()" in src   # figure style, seeds, CUDA when available
 
 
@@ -340,3 +343,33 @@ def test_planted_prose_number_is_found():
                "```{code-cell} ipython3\nx = 0.25\n```", "top 3 of 200 modes in 2025")
     for text in allowed:
         assert unglued_numbers(text) == [], text
+
+
+def test_point_at_repository_rewrites_links_and_install_lines(tmp_path):
+    """One place for the address: _config.yml's repository, copied by make sync into
+    each chapter's Colab link and install line (idempotent; a bad url refused)."""
+    import shutil
+
+    from qwem_lib import book
+    from qwem_lib.errors import QwemError
+
+    (tmp_path / "book").mkdir()
+    for name in ("01_quartic_loss.md", "05_word2vec.md"):
+        shutil.copy(ROOT / "book" / name, tmp_path / "book" / name)
+    config = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    (tmp_path / "_config.yml").write_text(
+        config.replace(f"url: {REPO_URL}", "url: https://github.com/someone/fork")
+        .replace(f"branch: {BRANCH}", "branch: dev"), encoding="utf-8")
+    changed = book.point_at_repository(tmp_path)
+    assert sorted(p.name for p in changed) == ["01_quartic_loss.md", "05_word2vec.md"]
+    for md in changed:
+        text = md.read_text(encoding="utf-8")
+        assert REPO_URL not in text
+        assert ("[Open in Colab](https://colab.research.google.com/github/someone/fork"
+                f"/blob/dev/book/{md.stem}.ipynb)") in text
+        assert 'REPOSITORY = "https://github.com/someone/fork"' in text
+    assert book.point_at_repository(tmp_path) == []          # nothing left to change
+    (tmp_path / "_config.yml").write_text(
+        config.replace(f"url: {REPO_URL}", "url: ftp://example.org/x"), encoding="utf-8")
+    with pytest.raises(QwemError, match="repository must have url"):
+        book.point_at_repository(tmp_path)

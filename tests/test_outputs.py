@@ -36,6 +36,38 @@ def test_existing_file_keeps_its_mode_and_is_overwritten(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]   # no temp left
 
 
+def test_file_then_folder_synced_before_and_after_the_rename(tmp_path, monkeypatch):
+    """fsync of the finished temporary file before it is renamed (its bytes on disk
+    first) and of the folder after (the rename itself); nothing synced on failure."""
+    import qwem_lib._atomic as atomic
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(b)))
+        real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    out = tmp_path / "out.txt"
+    write_text(out, "done")
+    kinds = [e[0] for e in events]
+    assert kinds == ["fsync", "replace", "fsync"]
+    assert ".part" in events[0][1] and events[1][1] == str(out)
+    assert events[2][1] == str(tmp_path)                   # the folder
+    events.clear()
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert events == []
+
+
 def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "out.txt"
     path.write_text("old")
