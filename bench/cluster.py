@@ -8,7 +8,12 @@ window 16, V and d as given) runs over the folder of shards
    worker --nthreads 1`` processes (two by default), ``qwem embed --corpus DIR
    --cluster ADDRESS``;
 3. with ``--kill``: on three such workers, one of which is sent SIGKILL while it
-   holds shards in flight (its nanny starts a new one; Dask reruns its tasks).
+   holds shards in flight (its nanny starts a new one; Dask reruns its tasks);
+4. with ``--separate-caches``: on workers that each run in their own working
+   directory with their own ``QWEM_CACHE`` (as on machines that share only the
+   corpus's file system), once with pass 2 sent to the worker that read each shard
+   in pass 1 (the default) and once without (``QWEM_SHARD_LOCALITY=0``), so that
+   the time pass 2 ("count") takes with and without locality can be compared.
 
 Every run starts with an empty cache (the client's and the workers'), so each reads
 and tokenises the corpus.  It prints each run's wall time (of ``qwem embed``; the
@@ -63,14 +68,14 @@ def shard(corpus: str, parts: int, work: Path) -> Path:
 
 
 def embed(folder: Path, args, out: Path, cache: Path, cluster: str | None = None,
-          on_start=None) -> dict:
+          on_start=None, env_extra: dict | None = None) -> dict:
     """``qwem embed`` over the shards in a fresh process; its timings and wall."""
     cmd = [BIN / "qwem", "embed", "--corpus", str(folder), "--vocab-size",
            str(args.vocab_size), "--dim", str(args.dim), "--out", str(out),
            "--timings", str(out.with_suffix(".json")), "--quiet"]
     if cluster:
         cmd += ["--cluster", cluster]
-    env = dict(os.environ, QWEM_CACHE=str(cache))
+    env = dict(os.environ, QWEM_CACHE=str(cache), **(env_extra or {}))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     if on_start is not None:
@@ -90,7 +95,10 @@ def embed(folder: Path, args, out: Path, cache: Path, cluster: str | None = None
 class Cluster:
     """``dask scheduler`` and ``dask worker`` processes, as a user starts them."""
 
-    def __init__(self, n_workers: int, work: Path, cache: Path):
+    def __init__(self, n_workers: int, work: Path, cache: Path,
+                 separate: bool = False):
+        """``separate``: each worker in its own folder ``cache/wI``, which is its
+        working directory and its QWEM_CACHE; else one shared cache."""
         self.file = work / f"scheduler-{os.getpid()}-{time.monotonic_ns()}.json"
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs = [subprocess.Popen(
@@ -99,11 +107,14 @@ class Cluster:
         while not self.file.exists():
             time.sleep(0.1)
         self.address = json.loads(self.file.read_text())["address"]
-        env = dict(os.environ, QWEM_CACHE=str(cache))
-        for _ in range(n_workers):
+        for i in range(n_workers):
+            own = cache / f"w{i}" if separate else cache
+            own.mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ, QWEM_CACHE=str(own))
             self.procs.append(subprocess.Popen(
                 [BIN / "dask", "worker", self.address, "--nthreads", "1",
-                 "--no-dashboard", "--memory-limit", "0"], env=env, **quiet))
+                 "--no-dashboard", "--memory-limit", "0"], env=env,
+                cwd=own if separate else None, **quiet))
         from distributed import Client
 
         self.client = Client(self.address, timeout=60)
@@ -171,6 +182,9 @@ def main() -> int:
                    help="also run on 3 workers and SIGKILL one mid-run")
     p.add_argument("--kill-after", type=float, default=15.0,
                    help="seconds into the run at which a busy worker is killed")
+    p.add_argument("--separate-caches", action="store_true",
+                   help="also run on workers with their own folders and caches, "
+                   "with and without pass-2 locality")
     p.add_argument("--work", type=Path, help="folder for shards (kept) and outputs")
     args = p.parse_args()
     parts = [int(x) for x in args.parts.split(",")]
@@ -203,6 +217,20 @@ def main() -> int:
         ok &= good
         rows.append((f"{n} shards, {args.workers} workers x 1 thread", run, peaks,
                      text))
+        if args.separate_caches and n == parts[0]:
+            for label, extra in (("locality", {}),
+                                 ("no locality", {"QWEM_SHARD_LOCALITY": "0"})):
+                cluster = Cluster(args.workers, work, fresh("workers"), separate=True)
+                try:
+                    run = embed(folder, args, work / f"sep-{n}.txt", fresh("client"),
+                                cluster.address, env_extra=extra)
+                    peaks = cluster.peaks()
+                finally:
+                    cluster.close()
+                text, good = compare(base, run)
+                ok &= good
+                text += f"; pass 2 (count) {run['stages'].get('count', 0):.1f} s"
+                rows.append((f"{n} shards, own caches, {label}", run, peaks, text))
         if args.kill and n == parts[0]:
             cluster = Cluster(3, work, fresh("workers"))
             killed: list = []

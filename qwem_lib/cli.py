@@ -294,6 +294,10 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
                    help="count the corpus's files on a Dask cluster: a scheduler's "
                    "address (tcp://host:8786) or local:N for N local worker processes "
                    "(needs Dask: pip install -e '.[cluster]' in the checkout)")
+    p.add_argument("--cluster-timeout", type=_float, default=None, metavar="SECONDS",
+                   help="with --cluster: how long to wait for the scheduler, its "
+                   "first worker, and a worker after the cluster has lost every one "
+                   "(default 60; then the run stops with one line)")
     p.add_argument("--vocab-size", type=_int, required=True, metavar="V")
     p.add_argument("--dim", type=_int, required=True, metavar="D")
     p.add_argument("--window", type=_int, default=16, metavar="L",
@@ -328,10 +332,26 @@ def _mstar_inputs(args: argparse.Namespace, *, eigen: bool):
     require_memory(config, device, keep_pairs=True, eigen=eigen)
     watch = Stopwatch(device, echo=_log)
     tokens, P, u = pair_statistics(config, device=device, progress=not args.quiet,
-                                   watch=watch, cluster=args.cluster)
+                                   watch=watch, cluster=_cluster(args))
     with watch.stage("M*"):
         M = m_star(P, u)
     return tokens, P, u, M, device
+
+
+def _cluster(args: argparse.Namespace):
+    """``--cluster`` with ``--cluster-timeout`` (a :class:`qwem_lib.shards.Cluster`),
+    or None."""
+    if args.cluster_timeout is not None and not args.cluster:
+        raise QwemError("--cluster-timeout applies only with --cluster ADDRESS")
+    if args.cluster is None:
+        return None
+    from .shards import LOST_AFTER, Cluster
+
+    timeout = LOST_AFTER if args.cluster_timeout is None else args.cluster_timeout
+    if not (timeout > 0) or timeout == float("inf"):
+        raise QwemError(f"--cluster-timeout must be a positive number of seconds, got "
+                        f"{args.cluster_timeout!r}")
+    return Cluster(args.cluster, float(timeout))
 
 
 def _corpus(args: argparse.Namespace):
@@ -413,7 +433,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
          f"device={device}, {config.resolved_engine()} statistics{where}")
     watch = Stopwatch(device, echo=_log)
     res = closed_form(config, device=device, progress=not args.quiet,
-                      cache=not args.no_cache, watch=watch, cluster=args.cluster)
+                      cache=not args.no_cache, watch=watch, cluster=_cluster(args))
     if res.cached and args.cluster:
         _log(f"  (read from the cache: the cluster {args.cluster} was not used)")
     with watch.stage("write"):
@@ -480,14 +500,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._atomic import check_outputs
-    from .history import RUN_FILES, prepare_run_dir
+    from .history import RUN_FILES, check_run_dir
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise QwemError(f"--out {out} is a file; give a folder")
     outputs = [("--out", out / name) for name in RUN_FILES]
     check_outputs(outputs, _corpus_input(args, outputs))
-    prepare_run_dir(out, resume=args.resume, overwrite=args.overwrite)
+    # an old run is deleted (with --overwrite) only by the trainer, once the new
+    # run's every input has been checked and it is about to write
+    check_run_dir(out, resume=args.resume, overwrite=args.overwrite)
     if _streams(args):
         return _train_word2vec(args, out)
     from ._atomic import write_json

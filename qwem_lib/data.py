@@ -456,9 +456,10 @@ def resolve_corpora(corpus, download: bool = True) -> list[tuple[Path, CorpusSpe
     if not items:
         raise QwemError("no corpus given; name a corpus, a file, a folder or a glob")
     found = [pair for item in items for pair in _files_of(item, download)]
-    seen: dict[Path, Path] = {}
+    seen: dict[tuple, Path] = {}
     for path, _spec in found:
-        real = path.resolve()
+        st = path.stat()          # one file however named: links, hard links too
+        real = (st.st_dev, st.st_ino)
         if real in seen:
             raise QwemError(f"the corpus names {path} twice (also as {seen[real]}); "
                             "each file must be counted once")

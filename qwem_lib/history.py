@@ -36,7 +36,7 @@ from .errors import QwemError
 if TYPE_CHECKING:  # annotation only: importing train here would be a cycle
     from .train import TrainConfig
 
-__all__ = ["History", "TrainResult", "RUN_FILES", "prepare_run_dir",
+__all__ = ["History", "TrainResult", "RUN_FILES", "check_run_dir", "prepare_run_dir",
            "save_checkpoint", "load_checkpoint", "meta_differences",
            "data_fingerprint", "diverged_error"]
 
@@ -157,6 +157,24 @@ class TrainResult:
 RUN_FILES = ("checkpoint.npz", "history.json", "embeddings.txt", "config.json")
 
 
+def check_run_dir(out_dir, *, resume: bool, overwrite: bool) -> list[str]:
+    """The checks of :func:`prepare_run_dir`, touching nothing: a command calls this
+    first, and the trainer deletes an old run only once every input has been
+    checked and the new run is about to write.  Returns the run files found."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise QwemError(f"the output folder {out} is a file; give a folder (out_dir, "
+                        "--out)")
+    if resume and (out / RUN_FILES[0]).exists():
+        return []
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not overwrite:
+        raise QwemError(f"{out} already holds a run ({', '.join(found)}); use "
+                        "resume=True (--resume) to continue it, overwrite=True "
+                        "(--overwrite) to replace it, or another folder")
+    return found
+
+
 def prepare_run_dir(out_dir, *, resume: bool, overwrite: bool) -> None:
     """Make ``out_dir`` ready for a run, so that a new run never mixes with another's.
 
@@ -173,16 +191,9 @@ def prepare_run_dir(out_dir, *, resume: bool, overwrite: bool) -> None:
         Naming the files found and the fix.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise QwemError(f"the output folder {out} is a file; give a folder (out_dir, "
-                        "--out)")
+    found = check_run_dir(out, resume=resume, overwrite=overwrite)
     if resume and (out / RUN_FILES[0]).exists():
         return
-    found = [name for name in RUN_FILES if (out / name).exists()]
-    if found and not overwrite:
-        raise QwemError(f"{out} already holds a run ({', '.join(found)}); use "
-                        "resume=True (--resume) to continue it, overwrite=True "
-                        "(--overwrite) to replace it, or another folder")
     try:
         for name in found:
             (out / name).unlink()

@@ -12,10 +12,15 @@ a map-reduce over its files, the *shards*::
 
 Each shard's tokens are read once, in pass 1, and kept in the token cache of
 :func:`qwem_lib.corpus.load_tokens` (keyed by the file's content), where pass 2 finds
-them.  A shard's counts are symmetric, so only their upper triangle is kept, sent and
-summed (:func:`qwem_lib.cooccurrence.upper_triangle`, 12 bytes per stored pair), and
-the total is mirrored at the end.  A task holds one shard's tokens and one count
-matrix, so memory is bounded by the largest shard, whatever the number of shards.
+them: on a cluster pass 2 sends each shard to the worker that read it (a loose
+restriction: another worker takes it, and reads it again, if that one is gone), so the
+workers' caches need not be shared.  Shards are sent as absolute paths.  A shard's
+counts are symmetric, so only their upper triangle is kept, sent and summed
+(:func:`qwem_lib.cooccurrence.upper_triangle`, 12 bytes per stored pair), and the total
+is mirrored at the end.  A task holds one shard's tokens and one count matrix, so a
+worker's memory is bounded by the largest shard's task plus the partial sum it holds
+(at most the corpus's distinct pairs), whatever the number of shards; the client holds
+the summed, mirrored counts.
 The counts are exact: integer window weights give integer sums, which float64 adds
 exactly in any order, so the result is the same bit for bit wherever and in whatever
 order the shards are counted.
@@ -34,8 +39,9 @@ install -e '.[cluster]'`` in the checkout) and imported only when a cluster is u
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -45,10 +51,67 @@ from . import corpus as corpus_mod
 from . import data
 from .errors import QwemError
 
-__all__ = ["Shard", "CorpusCounts", "shards_of", "is_sharded", "connect",
+__all__ = ["Shard", "CorpusCounts", "Cluster", "check_address", "shards_of", "is_sharded", "connect",
            "count_vocabulary", "count_corpus"]
 
 _LOCAL = "local:"
+#: Seconds a run waits, by default, for the scheduler, its first worker, and a worker
+#: after the cluster has lost every one.
+LOST_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where to count, and how long to wait for it (``qwem … --cluster ADDRESS
+    --cluster-timeout SECONDS``).
+
+    Attributes
+    ----------
+    address : str
+        ``"tcp://host:8786"``, ``"host:8786"`` or ``"local:N"`` (see :func:`connect`).
+    timeout : float
+        Seconds to wait for the scheduler and its first worker, and, during a run,
+        for a worker after the cluster has lost every one (then the run stops with
+        one line instead of waiting for ever).
+    """
+
+    address: str
+    timeout: float = LOST_AFTER
+
+    def __post_init__(self):
+        object.__setattr__(self, "address", check_address(self.address))
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e6:
+            raise QwemError(f"the cluster timeout must be a positive number of "
+                            f"seconds (below 10^6), got {t!r}")
+
+
+_MAX_LOCAL = 1024
+_ADDRESS = re.compile(r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):"
+                      r"([0-9]{1,5})/?")
+
+
+def check_address(address) -> str:
+    """``address`` if it names a Dask scheduler we can reach (``tcp://host:port``,
+    ``tls://host:port``, ``host:port``) or local workers (``local:N``, 1 <= N <=
+    1024), else one :class:`QwemError` line; checked before any cache is read."""
+    if not isinstance(address, str) or not address.strip():
+        raise QwemError(f"--cluster: give a scheduler address such as "
+                        f"tcp://host:8786, or local:N; got {address!r}")
+    address = address.strip()
+    if address.startswith(_LOCAL):
+        n = address[len(_LOCAL):]
+        if not n.isdigit() or not 1 <= int(n) <= _MAX_LOCAL:
+            raise QwemError(f"--cluster {address}: after 'local:' give the number of "
+                            f"worker processes to start, 1 to {_MAX_LOCAL}, e.g. "
+                            "local:4")
+        return address
+    m = _ADDRESS.fullmatch(address)
+    if m is None or not 1 <= int(m.group(3)) <= 65535:
+        raise QwemError(f"--cluster {address!r} is not a Dask scheduler address: give "
+                        "tcp://HOST:PORT (as `dask scheduler` prints it), HOST:PORT, "
+                        "or local:N for N worker processes here")
+    return address
 
 
 @dataclass(frozen=True)
@@ -82,7 +145,9 @@ class CorpusCounts:
     source : str
         What was read.
     files : tuple of str
-        The shards, in corpus order.
+        The shards, in corpus order (absolute paths).
+    placement : dict
+        On a cluster: shard index -> the worker that read it (empty here).
     """
 
     vocab: corpus_mod.Vocabulary
@@ -90,6 +155,7 @@ class CorpusCounts:
     n_kept: int
     source: str
     files: tuple
+    placement: dict = field(default_factory=dict)
 
     @property
     def coverage(self) -> float:
@@ -112,7 +178,9 @@ def shards_of(corpus, scheme: str = "auto", min_article_tokens: int = 0, *,
     for index, (path, spec) in enumerate(data.resolve_corpora(corpus,
                                                               download=download)):
         fmt = spec.format
-        shards.append(Shard(os.fspath(path), fmt,
+        # absolute: a worker on another machine (or in another folder) must not
+        # resolve a relative path against its own working directory
+        shards.append(Shard(os.fspath(Path(path).absolute()), fmt,
                             corpus_mod._resolve_scheme(scheme, spec),
                             0 if fmt == "plain" else int(min_article_tokens), index))
     return shards
@@ -236,7 +304,7 @@ def connect(cluster, *, timeout: float = 20.0) -> Iterator:
 
     Parameters
     ----------
-    cluster : str or distributed.Client
+    cluster : str, Cluster or distributed.Client
         ``"local:N"``: start N worker processes here, one thread each (the
         scheduler runs in this process).  An address (``"tcp://host:8786"``,
         ``"host:8786"``): a running scheduler, as started by ``dask scheduler`` and
@@ -249,16 +317,12 @@ def connect(cluster, *, timeout: float = 20.0) -> Iterator:
     if isinstance(cluster, distributed.Client):
         yield cluster
         return
-    if not isinstance(cluster, str) or not cluster.strip():
-        raise QwemError(f"cluster must be a scheduler address such as "
-                        f"tcp://host:8786 or local:N, not {cluster!r}")
-    cluster = cluster.strip()
+    if isinstance(cluster, Cluster):
+        cluster, timeout = cluster.address, cluster.timeout
+    cluster = check_address(cluster)
     local = None
     if cluster.startswith(_LOCAL):
         n = cluster[len(_LOCAL):]
-        if not n.isdigit() or int(n) < 1:
-            raise QwemError(f"--cluster {cluster}: after 'local:' give the number of "
-                            "worker processes to start, e.g. local:4")
         import logging
 
         local = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
@@ -302,23 +366,77 @@ def _failed(exc: BaseException, shard: Shard | None) -> QwemError | None:
     return None
 
 
-def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None):
+def _watch_workers(client, lost_after: float, pending, lost: list):
+    """A thread that cancels the run's waiting tasks (``pending``, an
+    ``as_completed``) once the cluster has had no worker for ``lost_after`` seconds
+    (a cancelled task then ends the run's loop); returns the event that stops it."""
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def watch():
+        since = None
+        while not stop.wait(min(1.0, lost_after / 4)):
+            try:
+                n = len(client.nthreads())
+            except Exception:  # the scheduler itself is gone: as lost
+                n = 0
+            if n:
+                since = None
+                continue
+            since = since or time.monotonic()
+            if time.monotonic() - since >= lost_after:
+                lost.append(lost_after)
+                with pending.lock:
+                    waiting = list(pending.futures)
+                client.cancel(waiting)
+                return
+
+    threading.Thread(target=watch, name="qwem-watch-workers", daemon=True).start()
+    return stop
+
+
+def _locality() -> bool:
+    """Pass 2 goes where pass 1 read the shard (its tokens are cached there);
+    ``QWEM_SHARD_LOCALITY=0`` turns that off (bench/cluster.py measures both)."""
+    return os.environ.get("QWEM_SHARD_LOCALITY", "1").strip() != "0"
+
+
+def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None,
+                prefer: dict | None = None, lost_after: float = 60.0):
     """Run ``fn(shard, *args)`` for every shard on the cluster.
 
-    With ``sink``: pass each result to it as it comes (on the client) and return
-    None.  Without: sum the results on the workers as they finish and return the
-    sum.  A result is first added to the partial sum held by the worker that
-    computed it (no transfer; the additions go before any shard still waiting,
-    ``priority``), so that a worker holds one partial sum beside the shard it
-    counts; when every shard is done, the workers' partial sums are added two at a
-    time (the only transfers) and the total comes to the client.
+    With ``sink``: pass each result to it as it comes (on the client).  Without:
+    sum the results on the workers as they finish.  A result is first added to the
+    partial sum held by the worker that computed it (no transfer; the additions go
+    before any shard still waiting, ``priority``), so that a worker holds one
+    partial sum beside the shard it counts; when every shard is done, the workers'
+    partial sums are added two at a time (the only transfers) and the total comes to
+    the client.
+
+    ``prefer``: shard index -> the worker to run it on if it can (where pass 1 left
+    the shard's tokens in that worker's cache; another worker takes it if that one
+    is gone or busy, ``allow_other_workers``).  A cluster without any worker for
+    ``lost_after`` seconds stops the run with one line.
+
+    Returns ``(sum or None, placement)``, placement: shard index -> the worker that
+    ran it.
     """
     distributed = _dask()
-    futures = client.map(fn, shards, *[[a] * len(shards) for a in args], pure=False)
+    futures = []
+    for shard in shards:
+        where = (prefer or {}).get(shard.index)
+        place = ({"workers": [where], "allow_other_workers": True}
+                 if where is not None else {})
+        futures.append(client.submit(fn, shard, *args, pure=False, **place))
     of_shard = {f.key: s for f, s in zip(futures, shards)}
     pending = distributed.as_completed(futures)
     del futures  # as_completed drops each future once returned: its memory frees
     held: dict = {}  # worker address -> the partial sum it holds
+    placement: dict = {}
+    lost: list = []
+    stop = _watch_workers(client, lost_after, pending, lost)
 
     def add(a, b, where=None):
         place = {} if where is None else {"workers": [where],
@@ -330,6 +448,12 @@ def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None):
             for fut in pending:
                 shard = of_shard.get(fut.key)
                 if fut.status != "finished":
+                    if lost:
+                        raise QwemError(
+                            f"the Dask cluster has had no worker for {lost[0]:g} s "
+                            "(all lost, none came back); start workers (`dask worker "
+                            "ADDRESS`) and run again, or wait longer with "
+                            "--cluster-timeout")
                     try:
                         fut.result()
                     except Exception as exc:  # the task's own error, re-raised here
@@ -337,12 +461,13 @@ def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None):
                     raise QwemError(f"a task on the cluster was {fut.status}: the "
                                     "scheduler or the client was shut down; run "
                                     "again")
+                where = next(iter(client.who_has([fut]).get(fut.key, ())), None)
                 if shard is not None:
                     bar.update(1)
+                    placement[shard.index] = where
                 if sink is not None:
                     sink(fut.result())
                     continue
-                where = next(iter(client.who_has([fut]).get(fut.key, ())), None)
                 if where in held:
                     add(held.pop(where), fut, where)
                 else:
@@ -356,8 +481,10 @@ def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None):
                 add(a, b)
             if len(partial) % 2:
                 held[None] = partial[-1]
-        return next(iter(held.values())).result() if held else None
+        total = next(iter(held.values())).result() if held else None
+        return total, placement
     finally:
+        stop.set()
         left = list(pending.futures)
         if left:
             client.cancel(left)
@@ -373,14 +500,16 @@ def _in_process(fn, shards: list[Shard], args: tuple, bar, sink=None):
         else:
             total = result if total is None else add_task(total, result)
         del result
-    return total
+    return total, {}
 
 
-def _run(client, fn, shards, args, bar, sink=None):
-    """``fn(shard, *args)`` for every shard: each result to ``sink``, or summed."""
+def _run(client, fn, shards, args, bar, sink=None, prefer=None,
+         lost_after: float = 60.0):
+    """``fn(shard, *args)`` for every shard: each result to ``sink``, or summed;
+    returns ``(sum or None, placement)`` (see :func:`_on_cluster`)."""
     if client is None:
         return _in_process(fn, shards, args, bar, sink)
-    return _on_cluster(client, fn, shards, args, bar, sink)
+    return _on_cluster(client, fn, shards, args, bar, sink, prefer, lost_after)
 
 
 class _WordTotals:
@@ -426,15 +555,18 @@ def _progress(progress: bool, total: int, desc: str):
 
 
 def count_vocabulary(shards: list[Shard], vocab_size: int, *, client=None,
-                     progress: bool = False, cache: bool = True) -> CorpusCounts:
+                     progress: bool = False, cache: bool = True,
+                     lost_after: float = 60.0) -> CorpusCounts:
     """Pass 1: the top-``vocab_size`` vocabulary of the shards, with token counts.
 
     ``client``: a ``distributed.Client`` (see :func:`connect`), or None to read
-    the shards here one after the other.
+    the shards here one after the other.  ``counts.placement`` says which worker
+    read each shard (pass 2 goes there: its tokens are in that worker's cache).
     """
     totals = _WordTotals()
     with _progress(progress, len(shards), "pass 1/2: words") as bar:
-        _run(client, words_task, shards, (cache,), bar, sink=totals.add)
+        _, placement = _run(client, words_task, shards, (cache,), bar,
+                            sink=totals.add, lost_after=lost_after)
     words, counts = totals.arrays()
     n_tokens = totals.n_tokens
     if n_tokens == 0:
@@ -453,7 +585,7 @@ def count_vocabulary(shards: list[Shard], vocab_size: int, *, client=None,
     source = (f"{len(shards)} files ({first.path}, …; format={first.format}, "
               f"scheme={first.scheme}, min_article_tokens={first.min_article_tokens})")
     return CorpusCounts(vocab, n_tokens, int(vocab.counts.sum()), source,
-                        tuple(s.path for s in shards))
+                        tuple(s.path for s in shards), placement)
 
 
 def count_corpus(config, *, cluster=None, progress: bool = True, cache: bool = True,
@@ -487,17 +619,20 @@ def count_corpus(config, *, cluster=None, progress: bool = True, cache: bool = T
     stage = stage or (lambda name: nullcontext())
     if cluster is None:
         return _count(shards, config, None, progress, cache, stage)
+    lost_after = cluster.timeout if isinstance(cluster, Cluster) else LOST_AFTER
     with connect(cluster) as client:
-        return _count(shards, config, client, progress, cache, stage)
+        return _count(shards, config, client, progress, cache, stage, lost_after)
 
 
-def _count(shards, config, client, progress: bool, cache: bool, stage):
+def _count(shards, config, client, progress: bool, cache: bool, stage,
+           lost_after: float = 60.0):
     from .cooccurrence import mirror_upper
     from .losses import keep_probs
 
     with stage("read+tokenise"):
         counts = count_vocabulary(shards, config.vocab_size, client=client,
-                                  progress=progress, cache=cache)
+                                  progress=progress, cache=cache,
+                                  lost_after=lost_after)
     vocab_words = b"\n".join(w.encode("utf-8", "surrogateescape")
                               for w in counts.vocab.words)
     keep = (keep_probs(counts.vocab.counts, config.subsample).numpy()
@@ -505,6 +640,8 @@ def _count(shards, config, client, progress: bool, cache: bool, stage):
     args = (vocab_words, config.context_len, config.weighting, keep,
             config.subsample_draws, cache)
     with stage("count"), _progress(progress, len(shards), "pass 2/2: pairs") as bar:
-        upper = _run(client, pairs_task, shards, args, bar)
+        upper, _ = _run(client, pairs_task, shards, args, bar,
+                        prefer=counts.placement if _locality() else None,
+                        lost_after=lost_after)
         C = mirror_upper(upper)
     return counts, C

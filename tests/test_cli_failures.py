@@ -223,6 +223,39 @@ def test_new_run_refuses_a_folder_of_another_run(corpus, tmp_path, capsys):
     assert json.loads((run / "config.json").read_text())["window"] == 2
 
 
+def test_overwrite_with_a_bad_new_run_keeps_the_old_run(corpus, tmp_path, capsys):
+    """--overwrite deletes the old run only when the new one is about to write:
+    every bad argument, input or device is refused first, with the old run intact."""
+    import torch
+
+    run = tmp_path / "run"
+    assert train(corpus, run) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    w2v = ["--loss", "sgns", "--reweight", "word2vec"]
+    bad = [["--lr", "0"], ["--steps", "0"], ["--seed", "-1"], ["--init-scale", "-1"]]
+    cases = [(corpus, extra) for extra in bad]
+    cases += [(tmp_path / "missing.txt", [])]
+    if not torch.cuda.is_available():
+        cases += [(corpus, ["--device", "cuda"])]
+    for corpus_path, extra in cases:
+        assert train(corpus_path, run, "--overwrite", *extra) == 2, extra
+        one_line_error(capsys)
+        assert {p.name: p.read_bytes() for p in run.iterdir()} == before, extra
+    # --dim = V, and word2vec with --steps or --cluster
+    for argv in (["--dim", "12"],):
+        assert main(["train", "--corpus", str(corpus), "--vocab-size", "12",
+                     "--window", "3", "--full-batch", "--out", str(run), "--quiet",
+                     "--overwrite", *argv]) == 2
+        one_line_error(capsys)
+    for extra in (["--steps", "5"], ["--cluster", "local:1"]):
+        assert main(["train", "--corpus", str(corpus), "--vocab-size", "12", "--dim",
+                     "2", "--out", str(run), "--quiet", "--overwrite", *w2v,
+                     *extra]) == 2, extra
+        one_line_error(capsys)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert train(corpus, run, "--overwrite", window="2") == 0   # a good one replaces
+
+
 def test_resume_with_other_settings_or_corpus_is_refused(corpus, tmp_path, capsys):
     run = tmp_path / "run"
     assert train(corpus, run) == 0

@@ -98,6 +98,12 @@ def test_bad_corpus_lists_are_refused(folder, tmp_path):
         data.resolve_corpora(str(tmp_path / "nothing*.txt"))
     with pytest.raises(QwemError, match="twice"):
         data.resolve_corpora([str(root / "a.txt"), str(root)])
+    os.link(root / "a.txt", tmp_path / "hard.txt")       # one file, two names
+    with pytest.raises(QwemError, match="twice"):
+        data.resolve_corpora([str(root / "a.txt"), str(tmp_path / "hard.txt")])
+    (tmp_path / "soft.txt").symlink_to(root / "d.txt")
+    with pytest.raises(QwemError, match="twice"):
+        data.resolve_corpora([str(tmp_path / "soft.txt"), str(root / "d.txt")])
     with pytest.raises(QwemError, match="one file"):
         corpus.load_tokens(root, 10)
 
@@ -186,13 +192,18 @@ def test_without_dask_a_cluster_is_one_line(folder, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
     cfg = EmbedConfig(corpus=str(root), vocab_size=20, embed_dim=3, context_len=3)
-    with pytest.raises(QwemError, match=r"qwem_lib\[cluster\]"):
+    with pytest.raises(QwemError, match=r"pip install -e '\.\[cluster\]'"):
         shards.count_corpus(cfg, cluster="local:2", progress=False)
 
 
 @pytest.mark.parametrize("address, message", [
     ("local:0", "number of worker processes"), ("local:x", "number of worker"),
-    ("", "scheduler address")])
+    ("local:-1", "number of worker"), ("local:two", "number of worker"),
+    ("local:", "number of worker"), ("local:5000", "1 to 1024"),
+    ("", "scheduler address"), ("foo", "not a Dask scheduler address"),
+    ("http://127.0.0.1:8786", "not a Dask scheduler address"),
+    ("inproc://x", "not a Dask scheduler address"),
+    ("host:99999", "not a Dask scheduler address"), (5, "scheduler address")])
 def test_bad_cluster_addresses(folder, address, message):
     pytest.importorskip("distributed")
     cfg = EmbedConfig(corpus=str(folder[0]), vocab_size=20, embed_dim=3)
@@ -210,6 +221,35 @@ def test_unreachable_scheduler_is_one_line():
     with pytest.raises(QwemError, match="cannot reach the Dask scheduler"):
         with shards.connect(f"tcp://127.0.0.1:{port}", timeout=2):
             pass
+
+
+def test_cluster_options_are_checked_before_any_cache_is_read(folder, capsys):
+    """A bad --cluster is refused even when the result is already cached (it used
+    to pass, exit 0, whenever the closed form came from the cache)."""
+    root, _ = folder
+    out = root.parent / "w.txt"
+    assert run_embed([str(root)], out) == 0            # now cached
+    for bad in ("local:0", "local:two", "foo", ""):
+        assert run_embed([str(root)], out, "--cluster", bad) == 2, bad
+        assert "--cluster" in capsys.readouterr().err
+    assert run_embed([str(root)], out, "--cluster-timeout", "5") == 2
+    assert "only with --cluster" in capsys.readouterr().err
+    for bad in ("0", "-3", "1e9"):
+        assert run_embed([str(root)], out, "--cluster", "local:1",
+                         "--cluster-timeout", bad) == 2, bad
+        assert "timeout" in capsys.readouterr().err
+
+
+def test_shards_are_absolute_paths(folder, monkeypatch):
+    """A relative folder is shipped to workers as absolute paths, which a worker
+    in another working directory resolves to the same files."""
+    root, _ = folder
+    monkeypatch.chdir(root.parent)
+    found = shards.shards_of(root.name)
+    assert all(os.path.isabs(s.path) for s in found)
+    assert [os.path.basename(s.path) for s in found] == sorted(
+        ["a.txt", "b.txt.gz", "c.txt.bz2", "d.txt"])
+    assert all(os.path.dirname(s.path) == str(root) for s in found)
 
 
 # ----------------------------------------------------------------------------------
@@ -301,6 +341,138 @@ def test_a_worker_killed_mid_run_leaves_the_same_result(tmp_path, cluster):
     vocab, _, _ = reference(texts, 120, 5)
     assert counts.vocab == vocab
     cluster.wait_for_workers(3, timeout=60)  # the nanny restarts the killed worker
+
+
+@pytest.fixture
+def scheduler():
+    """A scheduler without workers (in this process): its address and a client."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    local = distributed.LocalCluster(n_workers=0, processes=True,
+                                     dashboard_address=None,
+                                     silence_logs=logging.CRITICAL)
+    client = distributed.Client(local)
+    yield local.scheduler_address, client
+    client.close()
+    local.close()
+
+
+def start_worker(address, cwd, cache):
+    """A `dask worker` process without a nanny (killed, it stays dead), in its own
+    working directory and with its own cache, as on another machine."""
+    import subprocess
+    import sys
+
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, QWEM_CACHE=str(cache))
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+         "1", "--no-nanny", "--no-dashboard", "--local-directory", str(cwd)],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _quiet_bar():
+    return shards._progress(False, 1, "test")
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_one_line(scheduler):
+    address, _ = scheduler
+    t0 = time.monotonic()
+    with pytest.raises(QwemError, match="has no workers after 1 s"):
+        with shards.connect(shards.Cluster(address, timeout=1)):
+            pass
+    assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.slow
+def test_a_task_that_keeps_killing_its_worker_is_one_line(folder):
+    """KilledWorker (allowed-failures = 0, a task that kills its worker): one line
+    naming the shard and the likely cause."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    import dask
+
+    root, _ = folder
+    found = shards.shards_of(str(root))[:1]
+
+    def kill(shard, *args):     # nested: pickled by value for the worker
+        import os as _os
+        _os._exit(1)
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        local = distributed.LocalCluster(n_workers=1, threads_per_worker=1,
+                                         processes=True, dashboard_address=None,
+                                         silence_logs=logging.CRITICAL)
+    try:
+        with distributed.Client(local) as client, _quiet_bar() as bar:
+            with pytest.raises(QwemError, match="lost with the worker running it"
+                               ) as err:
+                shards._on_cluster(client, kill, found, (), bar)
+    finally:
+        local.close()
+    assert found[0].path in str(err.value) and "memory" in str(err.value)
+
+
+@pytest.mark.slow
+def test_losing_every_worker_stops_the_run_in_one_line(folder, scheduler, tmp_path):
+    address, client = scheduler
+    root, _ = folder
+    worker = start_worker(address, tmp_path / "w", tmp_path / "c")
+    try:
+        client.wait_for_workers(1, timeout=60)
+
+        def slow(shard, *args):
+            import time as _time
+            _time.sleep(120)
+
+        def kill_soon():
+            time.sleep(1.0)
+            worker.kill()
+
+        threading.Thread(target=kill_soon).start()
+        t0 = time.monotonic()
+        with _quiet_bar() as bar, pytest.raises(QwemError, match="no worker for 2 s"):
+            shards._on_cluster(client, slow, shards.shards_of(str(root)), (), bar,
+                               lost_after=2)
+        assert time.monotonic() - t0 < 40
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+@pytest.mark.slow
+def test_workers_elsewhere_with_their_own_caches_count_a_relative_folder(
+        folder, scheduler, tmp_path, monkeypatch):
+    """Two workers, each in its own working directory with its own cache (as on
+    two machines sharing the corpus's file system): a relative folder corpus gives
+    the one-process counts bit for bit, and pass 2 runs where pass 1 cached each
+    shard's tokens, so every shard is parsed once in all."""
+    address, client = scheduler
+    root, texts = folder
+    workers = [start_worker(address, tmp_path / f"w{i}", tmp_path / f"cache{i}")
+               for i in range(2)]
+    try:
+        client.wait_for_workers(2, timeout=60)
+        monkeypatch.chdir(root.parent)       # the client names the folder relatively
+        cfg = EmbedConfig(corpus=root.name, vocab_size=60, embed_dim=5,
+                          context_len=3)
+        here_counts, here = shards.count_corpus(cfg, progress=False, cache=False)
+        counts, there = shards.count_corpus(cfg, cluster=client, progress=False)
+        np.testing.assert_array_equal(there.toarray(), here.toarray())
+        assert counts.vocab == here_counts.vocab
+        assert set(counts.placement) == {0, 1, 2, 3}
+        assert len(set(counts.placement.values())) == 2       # both workers read
+        tokens = [len(list((tmp_path / f"cache{i}" / "tokens").glob("*.npz")))
+                  if (tmp_path / f"cache{i}" / "tokens").is_dir() else 0
+                  for i in range(2)]
+        assert sum(tokens) == 4 and min(tokens) >= 1, tokens   # each shard once
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
 
 
 # ----------------------------------------------------------------------------------
