@@ -57,8 +57,14 @@ class CacheWarning(UserWarning):
 _identities: dict[tuple, dict] = {}
 
 
+#: How a file's bytes are read, by its suffix (qwem_lib.corpus.open_binary): part of a
+#: file's identity, since the same bytes named s.txt.gz and s.txt are two texts.
+_READ_AS = {".bz2": "bz2", ".gz": "gzip", ".xz": "xz", ".lzma": "xz", ".zip": "zip"}
+
+
 def file_identity(path: str | os.PathLike) -> dict:
-    """``{"sha256": ..., "size": ...}`` of a file's content.
+    """``{"sha256": ..., "size": ..., "read_as": ...}`` of a file's content, and how
+    it is decompressed (``read_as``: from its suffix, ``plain`` when none applies).
 
     Hashed once per process for each version of the file (the memo is keyed by
     device, inode, size and the modification *and* change times; the change time
@@ -80,7 +86,7 @@ def file_identity(path: str | os.PathLike) -> dict:
             raise QwemError(f"cannot read {path} ({exc.strerror}); check the "
                             "path and its permissions") from None
         _identities[memo] = {"sha256": h.hexdigest(), "size": st.st_size}
-    return dict(_identities[memo])
+    return dict(_identities[memo], read_as=_READ_AS.get(path.suffix.lower(), "plain"))
 
 
 def corpus_identity(corpus) -> dict | list:

@@ -43,6 +43,21 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _bounded(lo: int, hi: int, why: str = ""):
+    """An argparse type: an integer in ``lo..hi`` (sizes are checked before anything
+    is allocated, so an absurd one is one line, not minutes and gigabytes)."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {lo:,} to {hi:,}{why}, got {text!r}")
+        return value
+    return parse
+
+
+_MAX_THREADS = 1024
+
+
 def _float(text: str) -> float:
     """A finite number (``nan`` and ``inf`` are refused by the parser)."""
     try:
@@ -135,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "word2vec: 0.025, decayed linearly to 0)")
     t.add_argument("--steps", default="auto",
                    help="steps, or auto (until the d-th mode is learned)")
-    t.add_argument("--max-steps", type=_int, default=1_000_000)
+    t.add_argument("--max-steps", type=_bounded(1, 10**9), default=1_000_000)
     batch = t.add_mutually_exclusive_group()
-    batch.add_argument("--batch-size", type=_int, metavar="B",
+    batch.add_argument("--batch-size", type=_bounded(1, 10**8), metavar="B",
                        help="positive (and negative) pairs per SGD step; word2vec "
                        "on a GPU: centre words per step (default 64)")
     batch.add_argument("--full-batch", action="store_true",
@@ -151,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_int, default=0)
     t.add_argument("--dtype", choices=("float64", "float32"), default=None,
                    help="default float64 (word2vec: float32)")
-    t.add_argument("--checkpoints", type=_int, default=None, metavar="N",
+    t.add_argument("--checkpoints", type=_bounded(1, 100_000), default=None,
+                   metavar="N",
                    help="log-spaced checkpoints (default 50; word2vec: 30)")
     t.add_argument("--analogy", action="store_true",
                    help="record analogy accuracy at each checkpoint (slow)")
@@ -168,14 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--subsample", type=_float, default=None, metavar="T",
                    help="frequent-word subsampling threshold, 0 for none "
                    "(default 1e-4)")
-    w.add_argument("--epochs", type=_int, default=None, metavar="E",
+    w.add_argument("--epochs", type=_bounded(1, 10**6), default=None, metavar="E",
                    help="passes over the corpus (default 1)")
     w.add_argument("--neg-power", type=_float, default=None, metavar="A",
                    help="negatives drawn from count^A (default 0.75)")
     w.add_argument("--untied", action="store_true",
                    help="separate context vectors, as in word2vec.c and gensim "
                    "(default: tied, as in the paper)")
-    w.add_argument("--threads", type=_int, default=None, metavar="N",
+    w.add_argument("--threads", type=_bounded(1, _MAX_THREADS), default=None,
+                   metavar="N",
                    help="CPU threads of the compiled kernel (default: all cores); "
                    "with 1 a run is reproducible bit for bit, with more (Hogwild) "
                    "only statistically; --resume needs the same N")
@@ -192,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "s_k^2(t) on a log-spaced time grid, as JSON.")
     _corpus_args(h)
     h.add_argument("--init-scale", type=_float, default=1e-8, metavar="S")
-    h.add_argument("--points", type=_int, default=200,
+    h.add_argument("--points", type=_bounded(2, 10**6), default=200,
                    help="time points of the predicted curves (default 200)")
     h.add_argument("--out", metavar="JSON", help="write the predictions here")
     h.set_defaults(func=_cmd_theory)
@@ -243,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(qwem embed --corpus DIR --cluster ...).")
     sh.add_argument("file", metavar="FILE",
                     help="the corpus file to split (or a registry name)")
-    sh.add_argument("--parts", type=_int, required=True, metavar="N",
+    sh.add_argument("--parts", type=_bounded(1, 10**6), required=True, metavar="N",
                     help="number of shards")
     sh.add_argument("--out", required=True, metavar="DIR",
                     help="folder for the shards (created if missing)")
@@ -299,7 +316,7 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
                    "first worker, and a worker after the cluster has lost every one "
                    "(default 60; then the run stops with one line)")
     p.add_argument("--vocab-size", type=_int, required=True, metavar="V")
-    p.add_argument("--dim", type=_int, required=True, metavar="D")
+    p.add_argument("--dim", type=_bounded(1, 100_000), required=True, metavar="D")
     p.add_argument("--window", type=_int, default=16, metavar="L",
                    help="words on each side (default 16, the paper's)")
     p.add_argument("--scheme", choices=("auto", "paper", "text8", "none"),
@@ -532,7 +549,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          steps=_auto_or(args.steps, int),
                          batch_size=None if args.full_batch else args.batch_size,
                          seed=args.seed, dtype=args.dtype or "float64",
-                         n_checkpoints=args.checkpoints or 50,
+                         n_checkpoints=_or(args.checkpoints, 50),
                          max_steps=args.max_steps,
                          basis="word" if args.word_basis else "auto")
     _log(f"qwem train: {config.loss} loss, {config.reweight} reweighting, "
@@ -579,7 +596,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
         epochs=_or(args.epochs, 1),
         lr=0.025 if args.lr == "auto" else _auto_or(args.lr, float),
         shared_negatives=not args.pair_negatives,
-        batch_size=args.batch_size or 64, tied=not args.untied,
+        batch_size=_or(args.batch_size, 64), tied=not args.untied,
         init_scale=args.init_scale, seed=args.seed,
         dtype=args.dtype or "float32")
     device = default_device(args.device)
@@ -601,7 +618,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
                          threads=args.threads, out_dir=out, resume=args.resume,
                          overwrite=True, run_info=_run_info(args),
                          progress=not args.quiet,
-                         n_checkpoints=args.checkpoints or 30)
+                         n_checkpoints=_or(args.checkpoints, 30))
     seconds = time.perf_counter() - t0
     rate = "" if args.resume else \
         f"{config.epochs * len(tokens.ids) / seconds:,.0f} words/s, "

@@ -537,6 +537,11 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
                         "file inside it")
     if not path.is_file():
         raise QwemError(f"corpus file {path} does not exist; check the path")
+    size = path.stat().st_size
+    if parts > max(1, size):      # before any name or file is made for the parts
+        raise QwemError(f"{parts:,} parts of {path} ({size:,} bytes) would be empty "
+                        "shards; ask for at most one part per byte, and in practice "
+                        "far fewer (a shard of several MB)")
     fmt = data._infer_format(path)
     stem, names = _names(path, parts)
     out_dir = Path(out_dir)

@@ -345,6 +345,14 @@ def _load_binary(path: Path, raw: bytes, what: str) -> tuple[list[str], np.ndarr
             f"{what}: {path} should start with the header line 'V D' of word2vec's "
             f"binary format, got {raw[:40]!r}; this is not a word2vec binary file.")
     V, D = int(m.group(1)), int(m.group(2))
+    # each word takes at least 2 + 4 D bytes (a letter, a space, D float32s): a
+    # header that announces more than the file can hold is refused before W is made
+    if V * (2 + 4 * D) > len(raw) - nl - 1:
+        raise QwemError(
+            f"{what}: {path} (word2vec binary) announces {V:,} words of {D:,} "
+            f"dimensions, at least {V * (2 + 4 * D):,} bytes, but holds "
+            f"{len(raw) - nl - 1:,} after its header; the header or the file is "
+            "corrupt.")
     words: list[str] = []
     W = np.empty((V, D), dtype=np.float64)
     pos, n = nl + 1, len(raw)

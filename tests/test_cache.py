@@ -96,6 +96,28 @@ def test_file_identity_is_the_content(tmp_path):
         cache.file_identity(tmp_path / "missing.txt")
 
 
+def test_the_same_bytes_read_two_ways_are_two_corpora(tmp_path):
+    """A gzip file's bytes named s.txt.gz are a text; named s.txt they are other
+    (binary) text: the token cache must not serve one for the other."""
+    import gzip
+
+    from qwem_lib.corpus import load_tokens
+
+    words = " ".join(f"w{i % 7} x{i % 3}" for i in range(3000)) + "\n"
+    raw = gzip.compress(words.replace("0", "a").encode(), mtime=0)
+    (tmp_path / "s.txt.gz").write_bytes(raw)
+    (tmp_path / "s.txt").write_bytes(raw)
+    a, b = cache.file_identity(tmp_path / "s.txt.gz"), cache.file_identity(
+        tmp_path / "s.txt")
+    assert a["sha256"] == b["sha256"] and a != b
+    assert (a["read_as"], b["read_as"]) == ("gzip", "plain")
+    gz = load_tokens(str(tmp_path / "s.txt.gz"), 3, scheme="paper", progress=False)
+    assert gz.n_tokens == 6000
+    # read as it is named (binary, not text), not served the .gz's cached tokens
+    with pytest.raises(QwemError, match="not UTF-8 text"):
+        load_tokens(str(tmp_path / "s.txt"), 3, scheme="paper", progress=False)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
 def test_damaged_entry_is_reported_and_recomputed(damage):
     compute, calls = counting(1000)

@@ -375,3 +375,45 @@ def test_a_bug_keeps_its_traceback_and_exits_1(corpus, tmp_path):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ZeroDivisionError: a bug" in proc.stderr
     assert not Path(tmp_path / "e.txt").exists()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["shard", "CORPUS", "--parts", "1000000000", "--out", "OUT"], "--parts"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2", "--loss",
+      "sgns", "--reweight", "word2vec", "--threads", "10000000", "--out", "OUT"],
+     "--threads"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2",
+      "--checkpoints", "1000000000", "--out", "OUT"], "--checkpoints"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2",
+      "--checkpoints", "0", "--out", "OUT"], "--checkpoints"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2",
+      "--batch-size", "1000000000000", "--out", "OUT"], "--batch-size"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2", "--loss",
+      "sgns", "--reweight", "word2vec", "--batch-size", "0", "--out", "OUT"],
+     "--batch-size"),
+    (["train", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "30000000",
+      "--loss", "sgns", "--reweight", "word2vec", "--out", "OUT"], "--dim"),
+    (["theory", "--corpus", "CORPUS", "--vocab-size", "12", "--dim", "2",
+      "--points", "1000000000"], "--points"),
+])
+def test_absurd_sizes_are_one_line_before_any_work(corpus, tmp_path, capsys, argv,
+                                                   option):
+    """Sizes from options are checked before anything is allocated (they used to
+    take minutes and gigabytes, or end in a traceback)."""
+    argv = [str(corpus) if a == "CORPUS" else str(tmp_path / "out") if a == "OUT"
+            else a for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option in err[0] and "expected an integer" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_parts_than_bytes_is_one_line(tmp_path, capsys):
+    small = tmp_path / "small.txt"
+    small.write_text("a b c\n")
+    assert main(["shard", str(small), "--parts", "100", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "empty shards" in one_line_error(capsys)
+    assert not (tmp_path / "s").exists()

@@ -298,6 +298,17 @@ def test_binary_truncated_or_with_garbage(tmp_path):
     p.write_bytes(b"3 3\n" + body)
     with pytest.raises(QwemError, match="bytes after the 3 words"):
         load_word2vec(p)
+    # a header announcing far more than the file holds: refused before allocating
+    import tracemalloc
+
+    for header in (b"1000000000 3\n", b"4 100000000\n", b"1000000 1000000\n"):
+        p.write_bytes(header + body)
+        tracemalloc.start()
+        with pytest.raises(QwemError, match="announces .* but holds"):
+            load_word2vec(p, "binary")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 10_000_000, peak
     nan = W.copy()
     nan[2, 1] = np.nan
     p.write_bytes(b"4 3\n" + b"".join(w.encode() + b" " + nan[i].astype("<f4").tobytes()
