@@ -531,7 +531,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _train_word2vec(args, out)
     from ._atomic import write_json
     from .train import TrainConfig, train
-    from .vectors import save_word2vec
+    from .vectors import check_words, save_word2vec
 
     w2v_only = [flag for flag, given in (
         ("--untied", args.untied), ("--epochs", args.epochs is not None),
@@ -557,6 +557,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
          f"{'full batch' if config.batch_size is None else config.batch_size}")
     tokens, P, u, M, device = _mstar_inputs(args, eigen=False)
     words = list(tokens.vocab.words)
+    check_words(words, "qwem train")          # before the run, not at its end
     t0 = time.perf_counter()
     res = train(config, P, u, M_star=M, words=words if args.analogy else None,
                 device=device, out_dir=out, resume=args.resume, overwrite=True,
@@ -580,7 +581,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     from .corpus import load_tokens
     from .devices import default_device
     from .sgns_cpu import default_threads
-    from .vectors import save_word2vec
+    from .vectors import check_words, save_word2vec
     from .word2vec import Word2VecConfig, train_word2vec
 
     if args.steps != "auto":
@@ -612,6 +613,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     _log(f"  read+tokenise {time.perf_counter() - t0:8.2f} s  "
          f"({len(tokens.ids):,} tokens in vocabulary)")
     words = list(tokens.vocab.words)
+    check_words(words, "qwem train")          # before the run, not at its end
     t0 = time.perf_counter()
     res = train_word2vec(config, tokens.ids, args.vocab_size,
                          words=words if args.analogy else None, device=device,

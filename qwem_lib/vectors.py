@@ -29,7 +29,7 @@ import numpy as np
 from qwem_lib._atomic import atomic_path
 from qwem_lib.errors import QwemError
 
-__all__ = ["save_word2vec", "load_word2vec", "to_keyedvectors",
+__all__ = ["check_words", "save_word2vec", "load_word2vec", "to_keyedvectors",
            "from_keyedvectors", "FORMATS"]
 
 _DIGITS = 9  # significant digits written per number
@@ -151,15 +151,37 @@ def _checked(W, words: Sequence[str], what: str) -> tuple[np.ndarray, list[str]]
             f"{bad[0]} ({words[bad[0]]!r}), column {bad[1]}; the embedding diverged "
             "or was not computed: fix the run before saving."
         )
-    for i, w in enumerate(words):
-        if not isinstance(w, str) or not w or len(w.split()) != 1 or w != w.strip() \
-                or "\x00" in w:
-            raise QwemError(
-                f"{what}: word {i} ({w!r}) is empty or contains whitespace or "
-                "NUL, which the word2vec text format cannot store; normalise the "
-                "vocabulary (e.g. replace spaces with '_')."
-            )
+    check_words(words, what)
     return X, words
+
+
+# The word2vec formats separate a word from its numbers by an ASCII space, and lines
+# by a newline: a word may hold any other character (U+00A0, U+2028, ... included;
+# gensim and word2vec.c read them back), and must be valid UTF-8.
+_ASCII_SPACE = re.compile(r"[ \t\n\r\x0b\x0c\x00]")
+_FIELD_SEP = re.compile(r"[ \t\x0b\x0c\r]+")
+
+
+def check_words(words: Sequence[str], what: str = "save_word2vec") -> None:
+    """Refuse, in one line, a word the word2vec formats cannot store: empty, with
+    an ASCII whitespace character or NUL, or not encodable as UTF-8 (a stray byte
+    kept by ``scheme="none"``).  Commands call it before their work, not after."""
+    for i, w in enumerate(words):
+        bad = (not isinstance(w, str) or not w or _ASCII_SPACE.search(w))
+        if not bad:
+            try:
+                w.encode("utf-8")
+            except UnicodeEncodeError:
+                raise QwemError(
+                    f"{what}: word {i} ({w!r}) holds bytes that are not UTF-8 (kept "
+                    "by --scheme none from a corpus with stray bytes), which the "
+                    "word2vec formats cannot store; clean the corpus (e.g. `iconv -c "
+                    "-f UTF-8 -t UTF-8`) or use --scheme paper or text8.") from None
+        if bad:
+            raise QwemError(
+                f"{what}: word {i} ({w!r}) is empty or contains an ASCII whitespace "
+                "character or NUL, which the word2vec text format cannot store; "
+                "normalise the vocabulary (e.g. replace spaces with '_').")
 
 
 def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
@@ -374,7 +396,7 @@ def _load_binary(path: Path, raw: bytes, what: str) -> tuple[list[str], np.ndarr
                 f"({exc.reason}): {raw[pos:sp][:40]!r}; the file is corrupt or this is "
                 "not word2vec's binary format (force one with format=/--format)."
             ) from None
-        if not word or word.strip() != word or "\n" in word:
+        if not word or _ASCII_SPACE.search(word):
             raise QwemError(
                 f"{what}: {path} (word2vec binary) word {i + 1} ({word[:40]!r}) is "
                 "empty or holds whitespace; the file is corrupt or not word2vec's "
@@ -407,7 +429,8 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
             f"{exc.start}); if it is word2vec's binary format, read it with "
             "format='binary' (--format binary)."
         ) from None
-    lines = text.splitlines()
+    # lines end at "\n" only (U+2028 and the like may be inside a word)
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -447,7 +470,7 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
     words: list[str] = []
     rests: list[str] = []
     for line in body:
-        parts = line.split(maxsplit=1)
+        parts = _FIELD_SEP.split(line.lstrip(" \t"), maxsplit=1)
         words.append(parts[0] if parts else "")
         rests.append(parts[1] if len(parts) == 2 else "")
     W = None

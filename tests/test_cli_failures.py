@@ -417,3 +417,21 @@ def test_more_parts_than_bytes_is_one_line(tmp_path, capsys):
                  str(tmp_path / "s")]) == 2
     assert "empty shards" in one_line_error(capsys)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("w2v", [False, True])
+def test_a_word_the_writer_cannot_store_is_refused_before_training(tmp_path, capsys,
+                                                                   w2v):
+    """--scheme none keeps a stray byte in a word: refused in one line before the
+    run (it used to train, then fail with a traceback in the writer, leaving a
+    checkpoint and no embeddings)."""
+    path = tmp_path / "stray.txt"
+    path.write_bytes(text().replace("the ", "th\xffe ").encode("latin-1"))
+    run = tmp_path / "run"
+    argv = ["train", "--corpus", str(path), "--vocab-size", "12", "--dim", "2",
+            "--window", "3", "--scheme", "none", "--out", str(run), "--quiet"]
+    argv += (["--loss", "sgns", "--reweight", "word2vec"] if w2v else
+             ["--full-batch", "--init-scale", "1e-4", "--checkpoints", "4"])
+    assert main(argv) == 2
+    assert "not UTF-8" in one_line_error(capsys)
+    assert not run.exists() or not any(run.iterdir())

@@ -356,3 +356,30 @@ def test_to_keyedvectors_matches_our_vectors(tmp_path):
         to_keyedvectors(["a", "b", "a"], np.zeros((3, 2)))
     with pytest.raises(QwemError, match="2 words but W has 3 rows"):
         to_keyedvectors(["a", "b"], np.zeros((3, 2)))
+
+
+def test_words_with_unicode_spaces_round_trip_and_bad_ones_are_refused(tmp_path):
+    """A word may hold any character but ASCII whitespace and NUL (U+00A0, U+2028
+    too: gensim and word2vec.c read them back); a lone surrogate (a stray byte kept
+    by --scheme none) is refused in one line, before anything is written."""
+    from qwem_lib.vectors import check_words
+
+    words = ["nbsp\u00a0word", "line\u2028sep", "tab\u0085nel", "\u00a0edge\u00a0"]
+    W = np.arange(8, dtype=np.float64).reshape(4, 2)
+    for binary in (False, True):
+        p = tmp_path / f"u{binary}.txt"
+        save_word2vec(p, words, W) if not binary else None
+        if binary:
+            body = b"".join(w.encode() + b" " + W[i].astype("<f4").tobytes()
+                            for i, w in enumerate(words))
+            p.write_bytes(b"4 2\n" + body)
+        got, W2 = load_word2vec(p, "binary" if binary else "auto")
+        assert got == words and np.allclose(W2, W)
+    for bad, match in (("a b", "ASCII whitespace"), ("", "empty"),
+                       ("x\tz", "ASCII whitespace"), ("nul\x00", "NUL"),
+                       ("stray\udcff", "not UTF-8")):
+        with pytest.raises(QwemError, match=match):
+            check_words(["ok", bad])
+        with pytest.raises(QwemError, match=match):
+            save_word2vec(tmp_path / "bad.txt", ["ok", bad], W[:2])
+        assert not (tmp_path / "bad.txt").exists()
