@@ -332,13 +332,7 @@ def connect(cluster, *, timeout: float = 20.0) -> Iterator:
     else:
         target = cluster
     try:
-        try:
-            client = distributed.Client(target, timeout=timeout)
-        except (OSError, TimeoutError) as exc:
-            raise QwemError(f"cannot reach the Dask scheduler at {cluster} ({exc}); "
-                            "start one (`dask scheduler`, then `dask worker "
-                            f"{cluster}` on each machine), check the address, or use "
-                            "--cluster local:N") from None
+        client = _client(distributed, target, cluster, timeout)
         try:
             try:
                 client.wait_for_workers(1, timeout=timeout)
@@ -352,6 +346,43 @@ def connect(cluster, *, timeout: float = 20.0) -> Iterator:
     finally:
         if local is not None:
             local.close()
+
+
+def _client(distributed, target, address: str, timeout: float):
+    """``distributed.Client(target)``, or one line within about ``timeout`` seconds.
+
+    The client is made in a thread of its own and waited for with a deadline:
+    Dask's own timeout covers connecting, not a peer that accepts the connection and
+    then never speaks Dask (an HTTP server kept it waiting for ever), and a peer that
+    answers something else can make it fail in odd ways (a 400 reply read as a
+    message length asked for exabytes)."""
+    import threading
+
+    box: dict = {}
+
+    def make():
+        try:
+            box["client"] = distributed.Client(target, timeout=timeout)
+        except BaseException as exc:          # reported in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=make, name="qwem-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 10)
+    fix = (f"start one (`dask scheduler`, then `dask worker {address}` on each "
+           "machine), check the address, or use --cluster local:N")
+    if "client" in box:
+        return box["client"]
+    if thread.is_alive():
+        raise QwemError(f"no Dask scheduler answered at {address} within "
+                        f"{timeout + 10:g} s (something listens there, but it does not "
+                        f"speak Dask's protocol); {fix}")
+    exc = box.get("error")
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise exc
+    raise QwemError(f"cannot reach the Dask scheduler at {address} "
+                    f"({type(exc).__name__}: {str(exc)[:200] or 'no message'}); "
+                    f"{fix}") from None
 
 
 def _failed(exc: BaseException, shard: Shard | None) -> QwemError | None:

@@ -577,8 +577,8 @@ _TRAIN_OVERHEAD = 300e6
 _ROW_BLOCK_BYTES = 5 * 8 * 1024  # per word of V, off the exact path
 # Off the exact path, a full-batch run up to this V stores its pair weights a and b
 # (Reweighting.materialised: 2 V^2 entries, 268 MB in float64 at the largest) instead
-# of recomputing them at every step and checkpoint; at V = 1,500 (chapter 7) a step
-# then takes about a fifth of the time (with the compiled kernel of _pair_kernel).
+# of recomputing them at every step and checkpoint; with the compiled block kernel
+# (qwem_lib._pair_kernel) this is what made chapter 7's runs cheaper (bench/README.md).
 _DENSE_WEIGHTS_MAX_V = 4096
 
 

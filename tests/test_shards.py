@@ -223,6 +223,49 @@ def test_unreachable_scheduler_is_one_line():
             pass
 
 
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\n"
+                                   b"Content-Length: 0\r\n\r\n"])
+def test_a_service_that_is_not_dask_is_one_line(reply):
+    """A peer that accepts the connection and then says nothing (it used to wait
+    for ever) or answers HTTP (it used to ask for exabytes): one line, in time."""
+    pytest.importorskip("distributed")
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply is not None:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+                    conn.close()
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(QwemError, match="Dask") as err:
+            with shards.connect(f"tcp://127.0.0.1:{port}", timeout=1):
+                pass
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - t0 < 30
+    assert "\n" not in str(err.value)
+
+
 def test_cluster_options_are_checked_before_any_cache_is_read(folder, capsys):
     """A bad --cluster is refused even when the result is already cached (it used
     to pass, exit 0, whenever the closed form came from the cache)."""
