@@ -210,7 +210,13 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
         links, ``./`` and relative spellings, hard links), two outputs name the same
         file, or an output cannot be written.
     """
-    outs = [(label, Path(p)) for label, p in outputs if p is not None]
+    outputs = [(label, p) for label, p in outputs if p is not None]
+    for label, p in outputs:        # Path("new/") would silently become the file new
+        text = os.fspath(p)
+        if not text or text.endswith(("/", os.sep)):
+            raise QwemError(f"{label} {text!r} names a folder, not a file; give a file "
+                            "name (e.g. new/embeddings.txt)")
+    outs = [(label, Path(p)) for label, p in outputs]
     ins = [(label, Path(p)) for label, p in inputs if p is not None]
     for i, (label, path) in enumerate(outs):
         for in_label, in_path in ins:

@@ -441,7 +441,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          weight_power=args.weight_power, engine=args.engine)
     config.validate()
     out = Path(args.out)
-    outputs = [("--out", out), ("--timings", args.timings)]
+    outputs = [("--out", args.out), ("--timings", args.timings)]
     check_outputs(outputs, _corpus_input(args, outputs))
     device = default_device(args.device)
     where = f", counted on {args.cluster}" if args.cluster else ""

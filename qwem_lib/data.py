@@ -455,6 +455,10 @@ def resolve_corpora(corpus, download: bool = True) -> list[tuple[Path, CorpusSpe
     items = list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
     if not items:
         raise QwemError("no corpus given; name a corpus, a file, a folder or a glob")
+    for item in items:              # '' would be read as the current folder
+        if not os.fspath(item).strip():
+            raise QwemError("an empty corpus name was given (--corpus ''); name a "
+                            "corpus, a file, a folder or a glob")
     found = [pair for item in items for pair in _files_of(item, download)]
     seen: dict[tuple, Path] = {}
     for path, _spec in found:

@@ -314,8 +314,11 @@ def test_theory_bad_values(corpus, tmp_path, capsys):
             "--quiet"]
     assert main(base + ["--dim", "2", "--init-scale", "0"]) == 2
     one_line_error(capsys, "--init-scale")
-    assert main(base + ["--dim", "2", "--points", "-1"]) == 2
-    one_line_error(capsys, "--points")
+    with pytest.raises(SystemExit) as exit_:          # refused by the parser
+        main(base + ["--dim", "2", "--points", "-1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--points" in err[0]
 
 
 def test_theory_past_the_positive_eigenvalues_is_refused_with_their_count(
@@ -435,3 +438,16 @@ def test_a_word_the_writer_cannot_store_is_refused_before_training(tmp_path, cap
     assert main(argv) == 2
     assert "not UTF-8" in one_line_error(capsys)
     assert not run.exists() or not any(run.iterdir())
+
+
+def test_an_output_ending_in_a_slash_and_an_empty_corpus_are_one_line(corpus, tmp_path,
+                                                                     capsys):
+    """`--out new/` used to write a file named new; `--corpus ''` read the
+    current folder."""
+    assert embed(corpus, str(tmp_path / "new") + "/") == 2
+    assert "names a folder" in one_line_error(capsys)
+    assert not (tmp_path / "new").exists()
+    assert main(["embed", "--corpus", "", "--vocab-size", "12", "--dim", "2",
+                 "--out", str(tmp_path / "w.txt"), "--quiet"]) == 2
+    assert "empty corpus name" in one_line_error(capsys)
+    assert not (tmp_path / "w.txt").exists()
