@@ -421,7 +421,10 @@ def _watch_workers(client, lost_after: float, pending, lost: list):
                 lost.append(lost_after)
                 with pending.lock:
                     waiting = list(pending.futures)
-                client.cancel(waiting)
+                try:
+                    client.cancel(waiting)
+                except Exception:  # the scheduler is gone too: its futures end anyway
+                    pass
                 return
 
     threading.Thread(target=watch, name="qwem-watch-workers", daemon=True).start()
