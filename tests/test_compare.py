@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from qwem_lib import compare
+from qwem_lib.cache import file_identity as cache_identity
 from qwem_lib.cooccurrence import count_pairs
 from qwem_lib.corpus import load_tokens
 from qwem_lib.errors import QwemError
@@ -72,7 +73,7 @@ def test_embed_config_key_holds_every_setting_and_the_corpus_content(corpus,
     key = cfg.key()
     assert key["vocab_size"] == 12 and key["embed_dim"] == 2
     assert key["corpus"]["sha256"] and "corpus.txt" not in json.dumps(key)
-    copy = tmp_path / "elsewhere.txt"
+    copy = tmp_path / "elsewhere.txt.bz2"           # the same bytes, read the same way
     copy.write_bytes(Path(corpus).read_bytes())
     assert EmbedConfig(str(copy), 12, 2).key() == key
     assert EmbedConfig(copy, 12, 2).key() == key                 # a Path is accepted
@@ -80,8 +81,13 @@ def test_embed_config_key_holds_every_setting_and_the_corpus_content(corpus,
     for change in (dict(subsample=1e-3), dict(weight_power=0.5), dict(context_len=3),
                    dict(negatives=2.0), dict(scheme="text8")):
         assert EmbedConfig(corpus, 12, 2, **change).key() != key, change
-    copy.write_bytes(Path(corpus).read_bytes() + b" one more line\n")
+    copy.write_bytes(bz2.compress(bz2.decompress(Path(corpus).read_bytes())
+                                  + b" one more line\n"))
     assert EmbedConfig(str(copy), 12, 2).key() != key
+    plain = tmp_path / "plain.txt"                  # the same bytes, read as text
+    plain.write_bytes(Path(corpus).read_bytes())
+    assert cache_identity(plain)["sha256"] == key["corpus"]["sha256"]
+    assert cache_identity(plain)["read_as"] != key["corpus"]["read_as"]
 
 
 def test_bad_subsample():

@@ -420,6 +420,8 @@ def _quiet_bar():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # another
+# cluster of this module holds Dask's default HTTP port: nothing to act on
 def test_a_scheduler_without_workers_is_one_line(scheduler):
     address, _ = scheduler
     t0 = time.monotonic()
@@ -430,6 +432,8 @@ def test_a_scheduler_without_workers_is_one_line(scheduler):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # another
+# cluster of this module holds Dask's default HTTP port: nothing to act on
 def test_a_task_that_keeps_killing_its_worker_is_one_line(folder):
     """KilledWorker (allowed-failures = 0, a task that kills its worker): one line
     naming the shard and the likely cause."""
@@ -460,6 +464,8 @@ def test_a_task_that_keeps_killing_its_worker_is_one_line(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # another
+# cluster of this module holds Dask's default HTTP port: nothing to act on
 def test_losing_every_worker_stops_the_run_in_one_line(folder, scheduler, tmp_path):
     address, client = scheduler
     root, _ = folder
@@ -487,6 +493,8 @@ def test_losing_every_worker_stops_the_run_in_one_line(folder, scheduler, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # another
+# cluster of this module holds Dask's default HTTP port: nothing to act on
 def test_workers_elsewhere_with_their_own_caches_count_a_relative_folder(
         folder, scheduler, tmp_path, monkeypatch):
     """Two workers, each in its own working directory with its own cache (as on
