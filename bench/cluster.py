@@ -52,7 +52,7 @@ def shard(corpus: str, parts: int, work: Path) -> Path:
     """The corpus split into ``parts`` files (reused when already there)."""
     from qwem_lib.data import resolve_corpus
 
-    out = work / f"shards-{parts}"
+    out = work / f"shards-{Path(corpus).name}-{parts}"   # one folder per corpus
     if out.is_dir() and len(list(out.iterdir())) == parts:
         print(f"reusing the {parts} shards in {out}")
         return out
