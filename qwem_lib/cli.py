@@ -587,7 +587,7 @@ def _train_word2vec(args: argparse.Namespace, out) -> int:
     if args.steps != "auto":
         raise QwemError("word2vec runs for --epochs passes over the corpus; "
                         "--steps does not apply")
-    if args.cluster:
+    if args.cluster is not None or args.cluster_timeout is not None:
         raise QwemError("--cluster counts a corpus's statistics (qwem embed, theory, "
                         "and train without word2vec's streaming); word2vec itself "
                         "trains in this process")
