@@ -506,6 +506,9 @@ def normalise(text: str | bytes, scheme: str = "paper") -> str:
     'lan one nine eight four s b five two s'
     """
     _check_scheme(scheme)
+    if not isinstance(text, (str, bytes, bytearray, memoryview)):
+        raise QwemError(f"normalise takes text (str or UTF-8 bytes), got "
+                        f"{type(text).__name__}")
     raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     return b" ".join(_normalise_bytes(raw, scheme).split()).decode("utf-8")
 

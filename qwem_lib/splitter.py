@@ -548,6 +548,10 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
     if out_dir.exists() and not out_dir.is_dir():
         raise QwemError(f"--out {out_dir} exists and is not a folder; give a folder "
                         "(new, or without shards of this corpus)")
+    if out_dir.is_dir() and out_dir.resolve() == path.resolve().parent:
+        raise QwemError(f"--out {out_dir} is the folder of {path.name}: read as a "
+                        "corpus, that folder would count the input and its shards "
+                        "both; give the shards a folder of their own")
     if out_dir.is_dir():
         old = sorted(glob.glob(os.path.join(glob.escape(str(out_dir)),
                                             glob.escape(stem) + "-*-of-*")))

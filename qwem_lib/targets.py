@@ -50,6 +50,18 @@ def _check_square(name: str, A: torch.Tensor) -> None:
         raise QwemError(f"{name} must be a square (V, V) matrix, got {tuple(A.shape)}")
 
 
+def _check_probs(name: str, A: torch.Tensor) -> None:
+    """Refuse a probability matrix with a negative, NaN or infinite entry (one pass:
+    NaN fails ``min >= 0``, inf fails ``max < inf``), in one line."""
+    if A.numel() == 0:
+        return
+    lo, hi = torch.aminmax(A)
+    if not (float(lo) >= 0.0 and math.isfinite(float(hi))):
+        raise QwemError(f"{name} must hold finite, non-negative probabilities; its "
+                        f"entries range from {float(lo):g} to {float(hi):g} (NaN, inf "
+                        "or a negative entry): check how it was made")
+
+
 def pair_probs(counts: torch.Tensor, *, out: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalise symmetric counts into P_ij and the unigram P_i.
@@ -134,6 +146,7 @@ def m_star(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
     M_star : (V, V) float64, symmetric
     """
     _check_square("P_ij", P_ij)
+    _check_probs("P_ij", P_ij)
     negatives = _real(negatives, _K, gt=0)
     V = P_ij.shape[0]
     neg = negative_probs(unigram, neg_power)

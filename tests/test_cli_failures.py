@@ -451,3 +451,33 @@ def test_an_output_ending_in_a_slash_and_an_empty_corpus_are_one_line(corpus, tm
                  "--out", str(tmp_path / "w.txt"), "--quiet"]) == 2
     assert "empty corpus name" in one_line_error(capsys)
     assert not (tmp_path / "w.txt").exists()
+
+
+def test_shards_into_their_input_folder_are_refused(tmp_path, capsys):
+    """The folder would then hold the input and its shards: read as one corpus,
+    the text would be counted twice."""
+    src = tmp_path / "c.txt"
+    src.write_text(text(size=20000))
+    assert main(["shard", str(src), "--parts", "2", "--out", str(tmp_path)]) == 2
+    assert "a folder of their own" in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_probabilities_must_be_finite_and_non_negative():
+    import torch
+
+    from qwem_lib.corpus import normalise
+    from qwem_lib.errors import QwemError
+    from qwem_lib.targets import m_star, pair_probs
+
+    C = torch.tensor([[2.0, 1.0], [1.0, 4.0]])
+    P, u = pair_probs(C)
+    m_star(P, u)                                   # fine
+    for bad in (float("nan"), -0.1, float("inf")):
+        Q = P.clone()
+        Q[0, 1] = Q[1, 0] = bad
+        with pytest.raises(QwemError, match="finite, non-negative"):
+            m_star(Q, u)
+    for bad in (5, None, 1.5):
+        with pytest.raises(QwemError, match="takes text"):
+            normalise(bad)
