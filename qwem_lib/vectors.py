@@ -182,6 +182,10 @@ def check_words(words: Sequence[str], what: str = "save_word2vec") -> None:
                 f"{what}: word {i} ({w!r}) is empty or contains an ASCII whitespace "
                 "character or NUL, which the word2vec text format cannot store; "
                 "normalise the vocabulary (e.g. replace spaces with '_').")
+    dup = _first_duplicate(words)
+    if dup is not None:
+        raise QwemError(f"{what}: the word {words[dup[0]]!r} appears twice (rows "
+                        f"{dup[0]} and {dup[1]}); a vocabulary holds each word once")
 
 
 def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
@@ -507,8 +511,24 @@ def _glove_rows(body: list[str], D: int, words: list[str]) -> np.ndarray | None:
     return np.array(rows, dtype=np.float64).reshape(len(body), D)
 
 
+def _first_duplicate(words: Sequence[str]) -> tuple[int, int] | None:
+    """(first index, second index) of the first word that appears twice, or None."""
+    seen: dict = {}
+    for i, w in enumerate(words):
+        if w in seen:
+            return seen[w], i
+        seen[w] = i
+    return None
+
+
 def _check_finite(path: Path, what: str, words: list[str], W: np.ndarray,
                   token, where) -> None:
+    dup = _first_duplicate(words)
+    if dup is not None:
+        raise QwemError(
+            f"{what}: {path} has the word {words[dup[0]]!r} twice ({where(dup[0])} and "
+            f"{where(dup[1])}); a vocabulary holds each word once: the file is corrupt "
+            "or was merged from two.")
     finite = np.isfinite(W).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])

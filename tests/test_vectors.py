@@ -383,3 +383,19 @@ def test_words_with_unicode_spaces_round_trip_and_bad_ones_are_refused(tmp_path)
         with pytest.raises(QwemError, match=match):
             save_word2vec(tmp_path / "bad.txt", ["ok", bad], W[:2])
         assert not (tmp_path / "bad.txt").exists()
+
+
+def test_a_word_twice_is_refused_when_read_and_when_written(tmp_path):
+    W = np.arange(6, dtype=np.float64).reshape(3, 2)
+    with pytest.raises(QwemError, match="'b' appears twice"):
+        save_word2vec(tmp_path / "d.txt", ["a", "b", "b"], W)
+    assert not (tmp_path / "d.txt").exists()
+    p = tmp_path / "dup.txt"
+    p.write_text("3 2\na 0 1\nb 2 3\na 4 5\n")
+    with pytest.raises(QwemError, match="'a' twice .*line 2 and line 4"):
+        load_word2vec(p)
+    body = b"".join(w + b" " + W[i].astype("<f4").tobytes()
+                    for i, w in enumerate([b"x", b"y", b"x"]))
+    (tmp_path / "dup.bin").write_bytes(b"3 2\n" + body)
+    with pytest.raises(QwemError, match="'x' twice .*word 1 and word 3"):
+        load_word2vec(tmp_path / "dup.bin")
