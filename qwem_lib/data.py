@@ -259,7 +259,6 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
     fix = (f"download it yourself (e.g. `curl -L -o {dest} {url}`), or put the file in "
            "a folder named by the environment variable QWEM_DATA")
     digest = hashlib.sha256()
-    n_bytes = 0
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=60) as resp, \
@@ -269,11 +268,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
                 with progress_bar(progress, total=total, unit="B", unit_scale=True,
                                   unit_divisor=1024,
                                   desc=f"downloading {dest.name}") as bar:
-                    while block := resp.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        n_bytes += len(block)
-                        bar.update(len(block))
+                    n_bytes = copy_stream(resp, out, digest, bar)
         except (urllib.error.URLError, http.client.HTTPException, OSError,
                 ValueError) as exc:
             raise QwemError(f"could not download {url} ({exc}); check the network "
@@ -288,6 +283,18 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
                             f"got {actual}; the download is corrupt or the file has "
                             f"changed on the server; try again, or {fix}")
     return dest
+
+
+def copy_stream(src, out, digest, bar) -> int:
+    """Copy the readable ``src`` into ``out`` in 1 MiB blocks, feeding each block to
+    ``digest`` (a hashlib object) and ``bar``; returns the bytes copied."""
+    n_bytes = 0
+    while block := src.read(1 << 20):
+        out.write(block)
+        digest.update(block)
+        n_bytes += len(block)
+        bar.update(len(block))
+    return n_bytes
 
 
 _fetch = download  # resolve_corpus's own `download` argument shadows the function

@@ -153,11 +153,7 @@ def _fetch_parts(recipe: Recipe, dest: Path, mirror: str | None,
             url = f"{base}/{part}"
             try:
                 with urllib.request.urlopen(url, timeout=60) as resp:
-                    while block := resp.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        n_bytes += len(block)
-                        bar.update(len(block))
+                    n_bytes += data.copy_stream(resp, out, digest, bar)
             except (urllib.error.URLError, http.client.HTTPException, OSError,
                     ValueError) as exc:
                 raise QwemError(f"could not fetch {url} "

@@ -586,12 +586,7 @@ def to_keyedvectors(words: Sequence[str], W):
     except ImportError:
         raise QwemError("to_keyedvectors needs gensim; install it with `pip install "
                         "gensim`") from None
-    X, words = _checked(W, words, "to_keyedvectors")
-    if len(set(words)) != len(words):
-        seen: set = set()
-        dup = next(w for w in words if w in seen or seen.add(w))
-        raise QwemError(f"to_keyedvectors: the word {dup!r} appears twice; gensim "
-                        "keys must be unique")
+    X, words = _checked(W, words, "to_keyedvectors")  # unique words, as gensim keys
     kv = KeyedVectors(vector_size=X.shape[1])
     kv.add_vectors(words, X.astype(np.float32))
     # Counts falling with the row, so gensim's save_word2vec_format (which sorts by
