@@ -136,6 +136,34 @@ def test_untimed_closed_form_run_reuses_tokens_and_timed_runs(corpus, monkeypatc
     assert t2.info["timed"] is True and not t2.cached
 
 
+def test_untimed_word2vec_run_reuses_tokens_and_timed_runs(corpus, monkeypatch):
+    """The same for word2vec: an untimed run may read cached tokens, is stored apart
+    and says so; a stored timed run is returned instead; a timed request never gets
+    the untimed run."""
+    seen = []
+    real = compare._tokens
+    monkeypatch.setattr(compare, "_tokens", lambda c, v, s, cache:
+                        seen.append(cache) or real(c, v, s, cache))
+    cfg = Word2VecConfig(embed_dim=3, window=2, epochs=1)
+    timed = compare.word2vec_run(corpus, 12, cfg, threads=1, device="cpu")
+    assert seen == [False] and timed.info["timed"] is True
+    again = compare.word2vec_run(corpus, 12, cfg, threads=1, device="cpu",
+                                 timed=False)
+    assert seen == [False] and again.cached and again.seconds == timed.seconds
+    other = Word2VecConfig(embed_dim=3, window=3, epochs=1)
+    untimed = compare.word2vec_run(corpus, 12, other, threads=1, device="cpu",
+                                   timed=False)
+    assert seen == [False, True] and not untimed.cached
+    assert untimed.info["timed"] is False
+    assert compare.word2vec_run(corpus, 12, other, threads=1, device="cpu",
+                                timed=False).cached
+    t2 = compare.word2vec_run(corpus, 12, other, threads=1, device="cpu")
+    assert seen == [False, True, False] and t2.info["timed"] is True
+    assert not t2.cached
+    # one thread: the untimed run trained the same vectors from cached tokens
+    np.testing.assert_array_equal(t2.W, untimed.W)
+
+
 def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch):
     """A closed form stored by pipeline.closed_form (a chapter) is what
     closed_form_run reads, with the stage times of the run that computed it, and
