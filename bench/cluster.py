@@ -125,6 +125,12 @@ class Cluster:
 
         return sorted(v / 1e9 for v in self.client.run(peak_rss_bytes).values())
 
+    def warm_up(self) -> float:
+        """Run the counting kernels once on every worker (imports and compilation
+        count in a process's peak) and return the largest worker peak then, GB: the
+        baseline of the memory bound (:func:`memory_bound`)."""
+        return max(v / 1e9 for v in self.client.run(_warm_up).values())
+
     def kill_a_busy_worker(self, after: float, killed: list) -> None:
         """SIGKILL one worker process that has tasks, ``after`` seconds in."""
         time.sleep(after)
@@ -150,6 +156,57 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
         self.file.unlink(missing_ok=True)
+
+
+def _warm_up() -> int:
+    """On a worker: qwem_lib's shard tasks' modules imported and the counting
+    kernels run once on a few tokens; this process's peak RSS then, bytes."""
+    import qwem_lib.corpus  # noqa: F401  (what pass 1 imports)
+    import qwem_lib.shards  # noqa: F401
+    from qwem_lib import cooccurrence
+    from qwem_lib.memory import peak_rss_bytes
+
+    ids = np.random.default_rng(0).integers(0, 50, 20_000).astype(np.int32)
+    counts = cooccurrence.count_pairs_sparse(ids, 50, 16)
+    cooccurrence.add_counts(counts, counts)
+    return peak_rss_bytes()
+
+
+def largest_shard_tokens(folder: Path) -> int:
+    """Words in the largest shard (by size), counted here: an upper bound on the
+    in-vocabulary tokens of any shard's task."""
+    import gzip
+
+    biggest = max(folder.iterdir(), key=lambda p: p.stat().st_size)
+    opener = gzip.open if biggest.suffix == ".gz" else open
+    with opener(biggest, "rb") as fh:
+        return sum(len(line.split()) for line in fh)
+
+
+def distinct_pairs(folder: Path, args) -> int:
+    """Distinct pairs (upper triangle, diagonal included) of the whole corpus's
+    window counts, counted here in one process."""
+    import scipy.sparse
+
+    from qwem_lib.pipeline import EmbedConfig
+    from qwem_lib.shards import count_corpus
+
+    cfg = EmbedConfig(corpus=str(folder), vocab_size=args.vocab_size,
+                      embed_dim=args.dim)
+    _, counts = count_corpus(cfg, progress=False, cache=False)
+    return int(scipy.sparse.triu(counts).nnz)
+
+
+def memory_bound(baseline_gb: float, shard_tokens: int, upper: int) -> float:
+    """README's per-worker bound, GB: a warmed-up worker (``baseline_gb``) plus 12
+    bytes per token of the largest shard and 48 bytes per distinct pair of the
+    whole corpus's upper triangle (``upper``).  A pass-2 task holds the shard's
+    tokens and the counter's buffers (12 bytes per token), the shard's symmetric
+    counts (24 bytes per distinct pair of its upper triangle) and their upper
+    triangle (12), beside the partial sum the worker keeps (12 per pair of the
+    corpus); an addition of two partial sums holds both, the one received and the
+    result (48 at most).  A shard's pairs are at most the corpus's."""
+    return baseline_gb + (12 * shard_tokens + 48 * upper) / 1e9
 
 
 def compare(base: dict, run: dict) -> str:
@@ -202,12 +259,17 @@ def main() -> int:
 
     ok = True
     rows = []
+    baselines: list = []   # a warmed-up worker's peak, GB, per cluster started
+    bounds: dict = {}      # shards -> (largest shard's words, distinct pairs)
     for n in parts:
         folder = shard(args.corpus, n, work)
         base = embed(folder, args, work / f"one-{n}.txt", fresh("one"))
+        bounds[str(n)] = (largest_shard_tokens(folder),
+                          distinct_pairs(folder, args))
         rows.append((f"{n} shards, one process", base, None, ""))
         cluster = Cluster(args.workers, work, fresh("workers"))
         try:
+            baselines.append(cluster.warm_up())
             run = embed(folder, args, work / f"dask-{n}.txt", fresh("client"),
                         cluster.address)
             peaks = cluster.peaks()
@@ -222,6 +284,7 @@ def main() -> int:
                                  ("no locality", {"QWEM_SHARD_LOCALITY": "0"})):
                 cluster = Cluster(args.workers, work, fresh("workers"), separate=True)
                 try:
+                    baselines.append(cluster.warm_up())
                     run = embed(folder, args, work / f"sep-{n}.txt", fresh("client"),
                                 cluster.address, env_extra=extra)
                     peaks = cluster.peaks()
@@ -235,6 +298,7 @@ def main() -> int:
             cluster = Cluster(3, work, fresh("workers"))
             killed: list = []
             try:
+                baselines.append(cluster.warm_up())
                 killer = threading.Thread(target=cluster.kill_a_busy_worker,
                                           args=(args.kill_after, killed))
                 run = embed(folder, args, work / f"kill-{n}.txt", fresh("client"),
@@ -266,8 +330,26 @@ def main() -> int:
         print(f"{name}: {stages(rep, min(len(peaks), cores) if peaks else cores)}")
         if text:
             print(f"    {text}")
+    within = True
+    if baselines:
+        print(f"\nmemory bound per worker (README): a warmed-up worker "
+              f"({max(baselines):.2f} GB at most) + 12 B per token of the largest "
+              f"shard + 48 B per distinct pair of the corpus (upper triangle)")
+        for name, _, peaks, _ in rows:
+            n = name.split()[0]
+            if not peaks or n not in bounds:
+                continue
+            tokens, pairs = bounds[n]
+            bound = memory_bound(max(baselines), tokens, pairs)
+            good = max(peaks) <= bound
+            within &= good
+            print(f"  {name}: largest shard {tokens / 1e6:.1f}M words, "
+                  f"{pairs / 1e6:.1f}M distinct pairs; bound {bound:.3f} GB, "
+                  f"peak {max(peaks):.3f} GB -> {'within' if good else 'EXCEEDED'}")
     print("\nall runs agree" if ok else "\nSOME RUNS DISAGREE")
-    return 0 if ok else 1
+    if not within:
+        print("A WORKER EXCEEDED THE STATED MEMORY BOUND")
+    return 0 if ok and within else 1
 
 
 if __name__ == "__main__":

@@ -19,12 +19,25 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import QwemError
 
-__all__ = ["atomic_path", "check_outputs", "write_text", "write_json", "strict_json"]
+__all__ = ["atomic_path", "check_outputs", "write_text", "write_json", "strict_json",
+           "DAMAGE"]
+
+#: What a damaged ``.npz`` file (a checkpoint, a cache entry) can raise while it is
+#: opened or an array read: a truncated or garbled zip (BadZipFile, EOFError,
+#: OSError), a compressed member garbled (zlib.error), header fields garbled into an
+#: unsupported compression method or the "encrypted" flag (NotImplementedError,
+#: RuntimeError), a garbled .npy header or JSON (ValueError), a member missing
+#: (KeyError), a garbled shape too large to allocate (MemoryError).  One tuple, used
+#: by :mod:`qwem_lib.history` and :mod:`qwem_lib.cache` alike.
+DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
+          NotImplementedError, RuntimeError, MemoryError)
 
 # Errors of the place written to (not of the program): they become one line.
 _PLACE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,

@@ -30,13 +30,12 @@ import hashlib
 import json
 import os
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
+from ._atomic import DAMAGE
 from .errors import QwemError
 
 __all__ = ["CacheWarning", "cached", "load", "store", "entry_path", "key_digest",
@@ -255,7 +254,8 @@ def entry_path(kind: str, key: Mapping, *, code: Iterable[str]) -> Path:
 # reading and writing entries
 # ----------------------------------------------------------------------------------
 
-_DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+# What a damaged entry can raise when it is read: the same tuple as a checkpoint's.
+_DAMAGE = DAMAGE
 _unwritable: set[str] = set()
 
 

@@ -26,7 +26,10 @@ any work).  A bug in qwem itself keeps its traceback and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import math
+import os
 import sys
 import time
 import warnings
@@ -106,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weight-power", type=_float, default=0.0, metavar="B",
                    help="factorise with pair weights g_i g_j, g_i ~ frequency^B "
                    "(default 0: Setting 3.1's constant weights)")
-    e.add_argument("--min-article-tokens", type=_int, default=0, metavar="N",
+    e.add_argument("--min-article-tokens", default=0, metavar="N",
+                   type=_bounded(0, 10**12, " (0: keep every article)"),
                    help="drop shorter articles (the paper: 500)")
     e.add_argument("--engine", choices=("auto", "dense", "sparse"), default="auto",
                    help="dense V x V statistics, or sparse counts and a matrix-free "
@@ -420,12 +424,151 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Below this a subsampling threshold T keeps almost nothing: a word of frequency f is
+# kept with probability about sqrt(T/f), so T = 1e-300 empties any corpus, and the
+# error would then blame the corpus instead of --subsample.
+_MIN_SUBSAMPLE = 1e-12
+
+
+def _check_subsample(value: float) -> None:
+    """``--subsample``: 0 (none) or a threshold from 1e-12 on (finite, by the parser)."""
+    if not (value == 0 or _MIN_SUBSAMPLE <= value < float("inf")):
+        raise QwemError(f"--subsample must be 0 (none) or a threshold of at least "
+                        f"{_MIN_SUBSAMPLE:g}, got {value:g}: a word of frequency f is "
+                        "kept with probability about sqrt(T/f), so a smaller T "
+                        "discards almost every token (word2vec uses 1e-3 to 1e-5)")
+
+
+def _check_sink(flag: str, path) -> None:
+    """Refuse, before any work, an output that is a device which accepts no bytes
+    (/dev/full: every write fails with 'no space left'), which would fail only after
+    the run, with the other outputs written."""
+    if path is None:
+        return
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return                   # not there (yet): check_outputs judged the folder
+    if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) \
+            == (1, 7):           # Linux's /dev/full, whatever it is called
+        raise QwemError(f"cannot write {flag} {path}: it is a device that is always "
+                        "full (/dev/full); choose a file, or /dev/null to discard it")
+
+
+def _short(path, limit: int = 80) -> str:
+    """A path for a message: at most ``limit`` characters, its start and its end."""
+    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2 - 3]}...{text[-(limit // 2):]} ({len(text):,} characters)"
+
+
+def _option_of(args, filename) -> str:
+    """The option (or argument) whose value ``filename`` comes from, or ''."""
+    name = os.fsdecode(filename) if isinstance(filename, (bytes, os.PathLike)) \
+        else str(filename)
+    found, best = "", 0
+    for key, value in vars(args).items():
+        if key in ("func", "command", "action"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and len(item) > best \
+                    and (item in name or name in item):
+                found, best = key, len(item)     # the longest match
+    if not found:
+        return ""
+    return ("FILE" if found == "file" else "--" + found.replace("_", "-")) + " "
+
+
+def _path_error(args, exc: OSError) -> str:
+    """One line for an OSError on a path the user named."""
+    what = _option_of(args, exc.filename)
+    where = _short(exc.filename)
+    if exc.errno == errno.ENAMETOOLONG:
+        return (f"{what}{where}: the name is too long (a file or folder name may hold "
+                "at most 255 bytes on most file systems); choose a shorter name")
+    return (f"cannot use {what}{where}: {exc.strerror or exc}; check the path and "
+            "its permissions")
+
+
+def _safe_streams() -> None:
+    """Printing never fails on the characters printed: under an encoding that cannot
+    hold them (PYTHONIOENCODING=ascii, a C locale) σ or × are written as escapes."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        try:
+            unicode = codecs.lookup(encoding or "ascii").name in ("utf-8", "utf-16",
+                                                                   "utf-32")
+        except LookupError:
+            unicode = False
+        if not unicode and getattr(stream, "errors", None) == "strict" \
+                and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+class _StdoutError(Exception):
+    """Writing to standard output failed (a full disk, /dev/full, an I/O error)."""
+
+    def __init__(self, cause: OSError):
+        super().__init__(cause)
+        self.cause = cause
+
+
+class _Stdout:
+    """``sys.stdout`` during :func:`main`: the same stream, but a failed write or
+    flush is told apart from the other OSErrors of a command (:class:`_StdoutError`);
+    a closed pipe stays a :class:`BrokenPipeError`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutError(exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutError(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """Point standard output at devnull, so that the interpreter's last flush of the
+    bytes it could not write does not fail (and print a traceback) a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a file descriptor (a test's
+        pass                                         # capture): nothing to drop
+    finally:
+        os.close(devnull)
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._atomic import check_outputs, write_json
+    from ._atomic import atomic_path, check_outputs
     from .devices import default_device
-    from .memory import peak_rss_bytes
     from .pipeline import EmbedConfig, Stopwatch, closed_form
     from .vectors import save_word2vec
 
@@ -439,10 +582,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          subsample=args.subsample,
                          subsample_draws=args.subsample_draws,
                          weight_power=args.weight_power, engine=args.engine)
+    _check_subsample(args.subsample)
     config.validate()
     out = Path(args.out)
     outputs = [("--out", args.out), ("--timings", args.timings)]
     check_outputs(outputs, _corpus_input(args, outputs))
+    _check_sink("--timings", args.timings)
     device = default_device(args.device)
     where = f", counted on {args.cluster}" if args.cluster else ""
     _log(f"qwem embed: {config.method} of {_describe(config.corpus)}, "
@@ -453,8 +598,21 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                       cache=not args.no_cache, watch=watch, cluster=_cluster(args))
     if res.cached and args.cluster:
         _log(f"  (read from the cache: the cluster {args.cluster} was not used)")
-    with watch.stage("write"):
-        save_word2vec(out, res.words, res.W)
+    # --out appears only once --timings is written too: a --timings that cannot
+    # be written leaves no --out that looks complete
+    with contextlib.ExitStack() as written:
+        out_tmp = written.enter_context(atomic_path(out)) if args.timings else out
+        with watch.stage("write"):
+            save_word2vec(out_tmp, res.words, res.W)
+        _embed_report(args, config, res, watch, out, t_start)
+    return 0
+
+
+def _embed_report(args, config, res, watch, out, t_start) -> None:
+    """``qwem embed``'s summary on stderr, and ``--timings``."""
+    from ._atomic import write_json
+    from .memory import peak_rss_bytes
+
     n_neg = int((res.eigvals < 0).sum())
     _log(f"  tokens: {res.n_tokens:,} read, {res.n_kept:,} in vocabulary "
          f"({res.n_kept / max(res.n_tokens, 1):.1%})")
@@ -481,7 +639,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                   "n_kept": res.n_kept, "eigvals": res.eigvals.tolist(),
                   "residuals": res.residuals.tolist(), "options": options}
         write_json(args.timings, report, indent=2)
-    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -494,6 +651,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     check_outputs([("--out", args.out)],
                   [("FILE", args.file)] + [("(evaluation set)", eval_path(name))
                                            for name in EVAL_FILES])
+    _check_sink("--out", args.out)
     device = default_device(args.device)
     words, W = load_word2vec(args.file, args.format)
     result = report(W, words, device=device)
@@ -517,13 +675,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ._atomic import check_outputs
-    from .history import RUN_FILES, check_run_dir
+    from .history import RUN_FILES, run_dir_lock
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise QwemError(f"--out {out} is a file; give a folder")
+    if args.resume and not (out / RUN_FILES[0]).is_file():
+        raise QwemError(f"--resume: there is no checkpoint to resume in {out} (no "
+                        f"{RUN_FILES[0]}); to start a new run there, leave out "
+                        "--resume")
     outputs = [("--out", out / name) for name in RUN_FILES]
     check_outputs(outputs, _corpus_input(args, outputs))
+    with run_dir_lock(out):          # one process at a time writes a run folder
+        return _train_locked(args, out)
+
+
+def _train_locked(args: argparse.Namespace, out) -> int:
+    """``qwem train`` in its run folder ``out``, which this process has locked."""
+    from .history import check_run_dir
+
     # an old run is deleted (with --overwrite) only by the trainer, once the new
     # run's every input has been checked and it is about to write
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)
@@ -644,13 +814,16 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     from ._atomic import check_outputs, write_json
     from .dynamics import init_scale_to_s2, mode_trajectory, timescales
     from .spectral import top_eigh
+    from .train import TrainConfig
 
     if not args.init_scale > 0:
         raise QwemError(f"--init-scale must be > 0 (training starts from small "
                         f"random weights; the paper's is 1e-8), got {args.init_scale:g}")
+    TrainConfig(init_scale=args.init_scale)  # S^2 neither under- nor overflows
     if args.points < 2:
         raise QwemError(f"--points must be at least 2, got {args.points}")
     check_outputs([("--out", args.out)], _corpus_input(args, [("--out", args.out)]))
+    _check_sink("--out", args.out)
     _tokens, _P, _u, M, _device = _mstar_inputs(args, eigen=True)
     del _P, _u
     eig = top_eigh(M, args.dim, work_dtype=torch.float32)
@@ -702,6 +875,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     check_outputs([("--out", args.out)],
                   [("FILE", args.file),
                    ("--questions", args.questions or eval_path("questions-words"))])
+    _check_sink("--out", args.out)
     words, W = load_word2vec(args.file, args.format)
     dims = _dims(args.dims, W.shape[1])
     tasks = task_vectors(principal_axes(W), words, args.questions)
@@ -798,12 +972,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qwem`` console script."""
+    _safe_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return args.func(args)
+        sys.stdout = _Stdout(stdout)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                code = args.func(args)
+            sys.stdout.flush()      # a failing stdout (a full disk) is reported here
+        finally:
+            sys.stdout = stdout
+        return code
+    except _StdoutError as exc:
+        _drop_stdout()
+        print(f"qwem: error: cannot write to standard output: "
+              f"{exc.cause.strerror or exc.cause}; send it to a file with free space "
+              "(or a pipe)", file=sys.stderr)
+        return 2
     except QwemError as exc:
         print(f"qwem: error: {exc}", file=sys.stderr)
         return 2
@@ -813,11 +1001,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (e.g. `qwem tasks ... | head`): stop quietly.  Point
         # stdout at devnull so that the interpreter's final flush does not fail too.
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        if exc.filename is None:           # not a path: a bug, with its traceback
+            raise
+        print(f"qwem: error: {_path_error(args, exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

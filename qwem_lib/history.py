@@ -13,30 +13,36 @@ Shared by both trainers, :func:`qwem_lib.train.train` (on the pair statistics) a
   line;
 * :data:`RUN_FILES` and :func:`prepare_run_dir`: a new run never mixes with another
   run's files;
+* :func:`run_dir_lock`: one process at a time writes a run folder (a second one is
+  refused in one line, naming the first's pid);
 * :func:`diverged_error`: the one message for a run whose loss or W became NaN/inf.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
-import zipfile
-import zlib
+import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
 from ._repr import short_repr
-from ._atomic import atomic_path
+from ._atomic import DAMAGE, atomic_path
 from .errors import QwemError
 
 if TYPE_CHECKING:  # annotation only: importing train here would be a cycle
     from .train import TrainConfig
 
-__all__ = ["History", "TrainResult", "RUN_FILES", "check_run_dir", "prepare_run_dir",
+__all__ = ["History", "TrainResult", "RUN_FILES", "LOCK_FILE", "check_run_dir",
+           "prepare_run_dir", "run_dir_lock",
            "save_checkpoint", "load_checkpoint", "meta_differences",
            "data_fingerprint", "diverged_error"]
 
@@ -156,15 +162,180 @@ class TrainResult:
 
 RUN_FILES = ("checkpoint.npz", "history.json", "embeddings.txt", "config.json")
 
+#: The lock file of a run folder being written (:func:`run_dir_lock`): hidden, empty
+#: but for the writer's pid, removed when the run ends; not an output of the run.
+LOCK_FILE = ".qwem-run.lock"
+
+# The run folders this process holds: real path -> [fd, depth, created folders].
+_held: dict[str, list] = {}
+_held_guard = threading.Lock()
+
+
+def _folder_error(out: Path) -> QwemError:
+    return QwemError(f"the output folder {out} is a file; give a folder (out_dir, "
+                     "--out)")
+
+
+def _in_use(out: Path, pid: str) -> QwemError:
+    return QwemError(f"run folder {out} is in use by another qwem process "
+                     f"(pid {pid or 'unknown'}); wait for it or choose another --out")
+
+
+def _holder(lock: Path) -> str:
+    """The pid written in another process's lock file ('' if not written yet)."""
+    for _ in range(20):  # the holder writes it just after taking the lock
+        try:
+            text = lock.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            return ""
+        if text:
+            return text
+        time.sleep(0.01)
+    return ""
+
+
+def _try_lock(fd: int, tries: int = 1) -> bool:
+    """Take the exclusive lock of ``fd`` without waiting for its holder: False if
+    another process holds it.  ``tries`` > 1 retries for a few hundredths of a
+    second (another process's check holds it that long).  A file system without
+    locks (or a platform without ``fcntl``) is let be: True."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS,
+                             errno.EINVAL):
+                return True
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+        if attempt + 1 < tries:
+            time.sleep(0.01)
+    return False
+
+
+def _missing_folders(out: Path) -> list[Path]:
+    missing, folder = [], out
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _acquire(out: Path) -> tuple[int, list[Path]]:
+    """Create ``out`` if needed and take the lock of ``out/LOCK_FILE``."""
+    lock = out / LOCK_FILE
+    created = _missing_folders(out)
+    for _ in range(100):
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+        try:
+            if not _try_lock(fd, tries=5):
+                raise _in_use(out, _holder(lock))
+            try:  # the file locked must still be the one named (not one removed
+                same = os.path.samestat(os.fstat(fd), os.stat(lock))  # by its holder
+            except FileNotFoundError:                         # as it let go)
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+                return fd, created
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise QwemError(f"cannot lock the run folder {out}: its lock file {LOCK_FILE} "
+                    "keeps changing; is another qwem process starting there?")
+
+
+def _release(out: Path, fd: int, created: list[Path]) -> None:
+    """Remove the lock file (while still holding its lock), let go, and remove the
+    folders made for the run if they are still empty."""
+    with contextlib.suppress(OSError):
+        os.unlink(out / LOCK_FILE)
+    os.close(fd)
+    for folder in created:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _locked_by_other(out: Path) -> None:
+    """Refuse ``out`` if another process holds its lock (this process may)."""
+    if os.path.realpath(out) in _held:
+        return
+    lock = out / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # no lock file (or not readable): no run writes it
+    try:
+        if not _try_lock(fd):
+            raise _in_use(out, _holder(lock))
+    finally:
+        os.close(fd)  # closing the file lets go of the lock it took, if any
+
+
+@contextlib.contextmanager
+def run_dir_lock(out_dir) -> Iterator[Path]:
+    """Hold ``out_dir`` for a run writing it: one process at a time.
+
+    The folder is created if missing, and an exclusive lock (``flock``, not waited
+    for) is taken on its hidden file :data:`LOCK_FILE`, which holds this process's
+    pid.  A second process (a second ``qwem train --out`` on the same folder) is
+    refused at once.  On exit the lock file is removed and the lock let go, and the
+    folders created here are removed if the run left them empty; if the process
+    dies, the system lets go of the lock (a stale lock file left behind is harmless:
+    it is not an output, and the next run takes it).  Nested use in one process (a
+    command holding the folder, then the trainer) is allowed: only the outermost
+    takes and releases the lock.
+
+    Raises
+    ------
+    QwemError
+        If ``out_dir`` is a file, cannot be created, or is in use by another
+        process: ``run folder X is in use by another qwem process (pid N); wait
+        for it or choose another --out``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise _folder_error(out)
+    key = os.path.realpath(out)
+    with _held_guard:
+        entry = _held.get(key)
+        if entry is None:
+            try:
+                fd, created = _acquire(out)
+            except OSError as exc:
+                raise QwemError(f"cannot prepare the output folder {out}: "
+                                f"{exc.strerror or exc}; choose a writable "
+                                "folder") from None
+            entry = _held[key] = [fd, 0, created]
+        entry[1] += 1
+    try:
+        yield out
+    finally:
+        with _held_guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[key]
+                _release(out, entry[0], entry[2])
+
 
 def check_run_dir(out_dir, *, resume: bool, overwrite: bool) -> list[str]:
     """The checks of :func:`prepare_run_dir`, touching nothing: a command calls this
     first, and the trainer deletes an old run only once every input has been
-    checked and the new run is about to write.  Returns the run files found."""
+    checked and the new run is about to write.  Returns the run files found.
+
+    A folder that another process holds (:func:`run_dir_lock`) is refused."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise QwemError(f"the output folder {out} is a file; give a folder (out_dir, "
-                        "--out)")
+        raise _folder_error(out)
+    _locked_by_other(out)
     if resume and (out / RUN_FILES[0]).exists():
         return []
     found = [name for name in RUN_FILES if (out / name).exists()]
@@ -184,6 +355,8 @@ def prepare_run_dir(out_dir, *, resume: bool, overwrite: bool) -> None:
     * otherwise, if any of :data:`RUN_FILES` is there: refused, unless ``overwrite``,
       which deletes those files (only those) first.
     * the folder is created if needed.
+    * a folder another process holds (:func:`run_dir_lock`) is refused; the run
+      itself should write inside ``with run_dir_lock(out_dir):``.
 
     Raises
     ------
@@ -207,13 +380,9 @@ def prepare_run_dir(out_dir, *, resume: bool, overwrite: bool) -> None:
 # checkpoints on disk
 # ----------------------------------------------------------------------------------
 
-# What a damaged file can raise while it is opened or an array read: a truncated or
-# garbled zip (BadZipFile, EOFError, OSError), a compressed member garbled (zlib.error),
-# header fields garbled into an unsupported method or the "encrypted" flag
-# (NotImplementedError, RuntimeError), a garbled .npy header or JSON (ValueError), a
-# member missing (KeyError), a garbled shape too large to allocate (MemoryError).
-_DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
-           NotImplementedError, RuntimeError, MemoryError)
+# What a damaged file can raise while it is opened or an array read (the same tuple
+# as the cache's: qwem_lib._atomic.DAMAGE).
+_DAMAGE = DAMAGE
 
 # Meta keys holding fingerprints: a difference is named, not printed as two hashes.
 _FINGERPRINTS = {"data": "the data (corpus statistics) differ",

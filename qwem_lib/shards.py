@@ -325,27 +325,83 @@ def connect(cluster, *, timeout: float = 20.0) -> Iterator:
         n = cluster[len(_LOCAL):]
         import logging
 
-        local = distributed.LocalCluster(n_workers=int(n), threads_per_worker=1,
-                                         processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR)
+        # no dashboard; the scheduler's HTTP server (health checks) on a free port,
+        # not 8787 (taken: a warning of several lines)
+        local = distributed.LocalCluster(
+            n_workers=int(n), threads_per_worker=1, processes=True,
+            dashboard_address=None, silence_logs=logging.ERROR,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         target = local
     else:
         target = cluster
+    client = None
     try:
         client = _client(distributed, target, cluster, timeout)
         try:
-            try:
-                client.wait_for_workers(1, timeout=timeout)
-            except (OSError, TimeoutError):
-                raise QwemError(f"the Dask scheduler at {cluster} has no workers "
-                                f"after {timeout:g} s; start some with `dask worker "
-                                f"{cluster}`") from None
-            yield client
-        finally:
-            client.close()
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError):
+            raise QwemError(f"the Dask scheduler at {cluster} has no workers "
+                            f"after {timeout:g} s; start some with `dask worker "
+                            f"{cluster}`") from None
+        yield client
     finally:
-        if local is not None:
-            local.close()
+        if local is None:
+            if client is not None:
+                client.close()
+        else:
+            _close_quietly(client, local)
+
+
+#: Loggers that report a local cluster's shutdown as errors (a worker's heartbeat
+#: to a scheduler that has just closed: CommClosedError, with a traceback).
+_SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _shutdown_loggers() -> list:
+    """The loggers of :data:`_SHUTDOWN_LOGGERS` and those below them that have a
+    level of their own (Dask's configuration sets some, e.g.
+    ``tornado.application``)."""
+    import logging
+
+    names = set(_SHUTDOWN_LOGGERS)
+    names.update(name for name, logger in list(logging.root.manager.loggerDict.items())
+                 if isinstance(logger, logging.Logger) and logger.level
+                 and name.split(".")[0] in _SHUTDOWN_LOGGERS)
+    return [logging.getLogger(name) for name in sorted(names)]
+
+
+def _quiet_shutdown() -> None:
+    """Run on each worker of a local cluster about to be closed: the shutdown's
+    connection errors are not worth a traceback on the user's terminal."""
+    import logging
+
+    for logger in _shutdown_loggers():
+        logger.setLevel(logging.CRITICAL)
+
+
+def _close_quietly(client, local) -> None:
+    """Close the client, then the local cluster this process started, without the
+    shutdown noise of ``distributed`` (a worker's heartbeat to the scheduler that
+    has just closed is logged as an error with a traceback, in the workers and
+    here).  Real errors of the run have been raised by then; the loggers' levels
+    here are restored after."""
+    import contextlib
+    import logging
+
+    if client is not None:
+        with contextlib.suppress(Exception):  # workers already gone: nothing to quiet
+            client.run(_quiet_shutdown, on_error="ignore")
+    loggers = _shutdown_loggers()
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        if client is not None:
+            client.close()
+        local.close()
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _client(distributed, target, address: str, timeout: float):

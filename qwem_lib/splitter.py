@@ -38,6 +38,7 @@ import gzip
 import os
 import queue
 import re
+import signal
 import threading
 from pathlib import Path
 
@@ -318,6 +319,14 @@ def _estimate(starts: np.ndarray, segments: list[tuple[int, int, int, int]]):
     return lo + (hi - lo) * (starts - first) / np.maximum(end - first, 1)
 
 
+def _truncated(path: Path, tail: bytes) -> QwemError:
+    where = ("after its last complete page" if tail.endswith(b"</page>")
+             else "in the middle of a page")
+    return QwemError(f"{path} looks truncated: the MediaWiki XML dump ends {where}, "
+                     "without its closing </mediawiki>; download it again (or give "
+                     "the complete file)")
+
+
 def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
               writer: _Writer, bar) -> tuple[int, list[int]]:
     """Read ``path`` once, writing the shards; return (units, unit index of each cut).
@@ -339,6 +348,7 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
     units = 0
     buf, base, written, raw = b"", 0, 0, 0
     segments: list[tuple[int, int, int, int]] = []
+    tail = b""  # the last bytes read that are not blanks (a dump ends </mediawiki>)
 
     def emit(upto: int) -> None:  # write buf up to absolute offset ``upto``
         nonlocal written, header_size
@@ -372,6 +382,10 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
             if not chunk:
                 raw = pos
                 continue
+            if mediawiki:
+                text = chunk.rstrip(b" \t\r\n")
+                if text:
+                    tail = (tail + text[-64:])[-64:]
             end = base + len(buf)
             segments.append((end, end + len(chunk), raw, pos))
             raw = pos
@@ -402,6 +416,8 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
             buf, base = buf[keep:], base + keep
             while segments and segments[0][1] <= base:
                 segments.pop(0)
+        if mediawiki and units and not tail.endswith(_FOOTER.rstrip()):
+            raise _truncated(path, tail)
         emit(base + len(buf))
         writer.end()
         bar.update(max(0, size - bar.n))  # a zip's directory is never read
@@ -412,6 +428,39 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
 
 # --------------------------------------------------------------------------------------
 # The public function
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While the shards are written, SIGTERM (``kill``, a job scheduler's time
+    limit) interrupts like Ctrl-C: it raises :class:`KeyboardInterrupt`, so the
+    partial shards are removed, as they are for SIGINT.  The previous handler is
+    restored after.  Only in the main thread (where Python runs signal handlers),
+    and only where SIGTERM has its default handler (one the program installed
+    itself is left to it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (AttributeError, ValueError):  # pragma: no cover - no SIGTERM here
+        yield
+        return
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        # once: a second SIGTERM must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"terminated (signal {signum})")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 
 def _names(path: Path, parts: int) -> tuple[str, list[str]]:
@@ -575,6 +624,21 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
     finals = [out_dir / name for name in names]
     temps = [out_dir / f".{name}.tmp-{os.getpid()}" for name in names]
     renamed: list[Path] = []
+    try:
+        with _sigterm_interrupts():
+            return _write_shards(path, fmt, parts, progress, compresslevel, names,
+                                 temps, finals, renamed, out_dir)
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write_shards(path, fmt, parts, progress, compresslevel, names, temps, finals,
+                  renamed, out_dir) -> list[Path]:
+    """The shards' one (or two) passes; on any error or interruption the partial
+    and renamed shards are removed (the caller removes the folders it made)."""
     writer = None
     try:
         with _bar(path, progress, "splitting") as bar:
@@ -613,9 +677,6 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
         for file in temps + renamed:
             with contextlib.suppress(OSError):
                 file.unlink()
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
         if isinstance(exc, OSError):
             raise QwemError(f"cannot write the shards into {out_dir}: "
                             f"{exc.strerror or exc}; choose a writable --out folder "

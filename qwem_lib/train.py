@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ._repr import short_repr
+from ._threads import torch_threads, torch_threads_for
 from .devices import default_device
 from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
                        timescales)
@@ -64,6 +65,21 @@ __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BASES = ("auto", "eigen", "word")
+
+
+def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
+    """Refuse an init scale whose square (the initial scale of the products w . c,
+    W W^T) is not a normal number of ``dtype``, or whose loss, ~ S^4 V^2 for V up to
+    1e6, overflows it; ``usual`` ends the message (the scales people use)."""
+    info = torch.finfo(_DTYPES.get(dtype, torch.float32))
+    lo, hi = math.sqrt(info.tiny), (info.max / 1e12) ** 0.25
+    if not lo <= init_scale <= hi:
+        raise QwemError(
+            f"init_scale (--init-scale) must be from {lo:.2g} to {hi:.2g} in {dtype}, "
+            f"got {init_scale:g}: "
+            + ("its square underflows to 0, and W = 0 never trains"
+               if init_scale < lo else "the products W W^T and the loss overflow")
+            + f"; {usual}")
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
 
@@ -250,8 +266,14 @@ class TrainConfig:
             put("lr", check_real(self.lr, "lr", "--lr", gt=0, auto=True))
         put("init_scale", check_real(self.init_scale, "init_scale", "--init-scale",
                                      gt=0, why="W = 0 never trains"))
+        check_init_range(self.init_scale, self.dtype,
+                         "the paper uses 1e-8 (small init) or 0.1")
         put("negatives", check_real(self.negatives, "negatives", "--negatives", gt=0))
         put("subsample_t", check_real(self.subsample_t, "subsample_t", None, gt=0))
+        if self.subsample_t < 1e-12:
+            raise QwemError(f"subsample_t must be at least 1e-12, got "
+                            f"{self.subsample_t:g}: a smaller threshold keeps almost "
+                            "no occurrence of any word (word2vec uses 1e-3 to 1e-5)")
         put("time_factor", check_real(self.time_factor, "time_factor", None, gt=0))
         put("lr_safety", check_real(self.lr_safety, "lr_safety", None, gt=0, lt=1))
 
@@ -651,6 +673,17 @@ def _basis(config: TrainConfig, exact: bool) -> str:
     return config.basis
 
 
+def _step_work(config: TrainConfig, basis: str, exact: bool, V: int, d: int,
+               record: bool = False) -> int:
+    """Elements one training step (``record``: one checkpoint's loss) touches, to
+    choose torch's thread count."""
+    if basis == "eigen":  # X^T X and X A: O(V d^2)
+        return 2 * V * d * d
+    if config.batch_size is not None and not record:  # B rows gathered, W's V rows
+        return (V + 3 * config.batch_size) * d
+    return 2 * V * V * d  # (W W^T - M*) W, expected_grad or _loss: O(V^2 d)
+
+
 def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           M_star: torch.Tensor | None = None, eigvals=None,
           words=None, questions=None, device=None, out_dir=None,
@@ -857,7 +890,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                          basis=basis)
 
     def record(step):
-        with torch.no_grad():
+        with torch_threads(record_threads), torch.no_grad():
             if exact:  # O(V d^2) in the eigenbasis, where expected_loss is O(V^2 d)
                 value = loss_offset + 0.25 * residual2()
             else:
@@ -874,6 +907,13 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     def diverged(step, what):
         raise diverged_error(step, what, lr, "use a smaller --lr (or --lr auto)")
 
+    # torch's threads: one for small steps (several spin at barriers and, on a busy
+    # machine, wait a time slice per operation for a descheduled peer), else the
+    # caller's count capped at this process's CPUs; the caller's count is restored
+    caller_threads = torch.get_num_threads()
+    record_threads = torch_threads_for(_step_work(config, basis, exact, V, d, True),
+                                       current=caller_threads)
+    step_threads = torch_threads_for(_step_work(config, basis, exact, V, d))
     if start == 0 and not history.step:
         value, sv = record(0)
         if not math.isfinite(value):
@@ -883,21 +923,23 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     refresh = max(1, steps // 1000)
     bar = progress_bar(progress, total=steps, initial=start, unit="step")
     try:
-        for step in range(start + 1, stop + 1):
-            if not step_once():
-                diverged(step, "W")
-            if step in marks and (not history.step or history.step[-1] < step):
-                value, sv = record(step)
-                if not math.isfinite(value):
-                    diverged(step, "the loss")
-                if ck_path is not None:
-                    save(step)
-                if callback is not None:
-                    callback(step, history.t[-1], words_view())
-                bar.set_postfix(loss=f"{value:.4g}",
-                                rank=_rank(sv * sv, eigvals), refresh=False)
-            if step % refresh == 0 or step == stop:
-                bar.update(step - bar.n)
+        with torch_threads(step_threads):
+            for step in range(start + 1, stop + 1):
+                if not step_once():
+                    diverged(step, "W")
+                if step in marks and (not history.step or history.step[-1] < step):
+                    with torch_threads(caller_threads):  # record, save, callback
+                        value, sv = record(step)
+                        if not math.isfinite(value):
+                            diverged(step, "the loss")
+                        if ck_path is not None:
+                            save(step)
+                        if callback is not None:
+                            callback(step, history.t[-1], words_view())
+                    bar.set_postfix(loss=f"{value:.4g}",
+                                    rank=_rank(sv * sv, eigvals), refresh=False)
+                if step % refresh == 0 or step == stop:
+                    bar.update(step - bar.n)
         if ck_path is not None and stop < steps and \
                 (not history.step or history.step[-1] != stop):
             save(stop)

@@ -160,6 +160,14 @@ def _checked(W, words: Sequence[str], what: str) -> tuple[np.ndarray, list[str]]
 # gensim and word2vec.c read them back), and must be valid UTF-8.
 _ASCII_SPACE = re.compile(r"[ \t\n\r\x0b\x0c\x00]")
 _FIELD_SEP = re.compile(r"[ \t\x0b\x0c\r]+")
+_FIELD = re.compile(r"[^ \t\x0b\x0c\r]+")
+_BLANKS = " \t\x0b\x0c\r"  # what separates fields; str.split() would also split at
+# U+00A0, U+2028, U+3000, U+0085, \x1c-\x1f ..., which a word may hold
+
+
+def _fields(line: str) -> list[str]:
+    """``line`` split at ASCII blanks only (never ``str.split()``: see above)."""
+    return _FIELD.findall(line)
 
 
 def check_words(words: Sequence[str], what: str = "save_word2vec") -> None:
@@ -300,11 +308,11 @@ def _detect(raw: bytes) -> str:
             printable = False
         return "text" if printable else "binary"
     try:
-        fields = first.decode("utf-8").split()
+        fields = _fields(first.decode("utf-8"))
     except UnicodeDecodeError:
         fields = []
-    if len(fields) >= 2 and not _is_number(fields[0]) \
-            and all(map(_is_number, fields[1:])):
+    # a word (which may hold spaces in GloVe: ". . .") followed by numbers
+    if len(fields) >= 2 and not _is_number(fields[0]) and _is_number(fields[-1]):
         return "glove"
     return "text"  # reported as a bad header by the text reader
 
@@ -326,7 +334,14 @@ def load_word2vec(path: str | os.PathLike, format: str = "auto"
           gensim's ``save_word2vec_format(binary=True)``): the header, then per
           word ``word`` + space + D little-endian float32 (+ an optional newline);
         - ``"glove"``: GloVe's header-less text, ``word x_1 ... x_D`` per line (a
-          word may contain spaces: the last D fields are the numbers).
+          word may contain spaces: the last D fields are the numbers); every line
+          holds as many numbers as the first (else the first that does not is
+          named), and word2vec text (a first line ``V D`` of two integers, then a
+          word and D numbers) is refused.
+
+        Fields are separated by ASCII spaces or tabs only: a word may hold U+00A0,
+        U+2028, U+3000 and any other character that is not ASCII whitespace or NUL
+        (what :func:`check_words`, the writer's check, allows).
     format : {"auto", "text", "binary", "glove"}
         ``"auto"`` (default) detects the format from the first lines: a header
         followed by a line of D + 1 numbers-after-a-word is text, a header followed
@@ -435,7 +450,7 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
         ) from None
     # lines end at "\n" only (U+2028 and the like may be inside a word)
     lines = [line.removesuffix("\r") for line in text.split("\n")]
-    while lines and not lines[-1].strip():
+    while lines and not lines[-1].strip(_BLANKS):
         lines.pop()
     if not lines:
         raise QwemError(
@@ -444,14 +459,15 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
         )
     if glove:
         body, first_line = lines, 1
-        V, D = len(lines), len(lines[0].split()) - 1
+        _refuse_word2vec_header(path, lines, what)
+        V, D = len(lines), _glove_values(_fields(lines[0]))
         if D < 1:
             raise QwemError(
                 f"{what}: {path} line 1 should be a word followed by numbers "
                 f"(GloVe), got {lines[0][:80]!r}.")
     else:
         body, first_line = lines[1:], 2
-        head = lines[0].split()
+        head = _fields(lines[0])
         try:
             if len(head) != 2:
                 raise ValueError
@@ -474,7 +490,7 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
     words: list[str] = []
     rests: list[str] = []
     for line in body:
-        parts = _FIELD_SEP.split(line.lstrip(" \t"), maxsplit=1)
+        parts = _FIELD_SEP.split(line.lstrip(_BLANKS), maxsplit=1)
         words.append(parts[0] if parts else "")
         rests.append(parts[1] if len(parts) == 2 else "")
     W = None
@@ -485,29 +501,63 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
         except ValueError:
             W = None
         if W is None and glove:  # GloVe words may hold spaces: numbers are the last D
-            W = _glove_rows(body, D, words)
+            W = _glove_rows(path, body, D, words)
     elif not any(rests):  # D = 0: lines hold only the word
         W = np.zeros((V, D))
     if W is None or W.shape != (V, D) or not all(words):
         _raise_first_bad_line(path, body, D, first_line)
 
     def token(row, col):
-        return repr(body[row].split()[col - D])
+        return repr(_fields(body[row])[col - D])
 
     _check_finite(path, what, words, W, token,
                   lambda row: f"line {row + first_line}")
     return words, W
 
 
-def _glove_rows(body: list[str], D: int, words: list[str]) -> np.ndarray | None:
-    """Rows of a GloVe file whose words may contain spaces (slow path)."""
+def _glove_values(fields: list[str]) -> int:
+    """How many numbers a GloVe line's fields hold: its trailing numeric fields (a
+    word may hold spaces, ". . ."), all but the first when every field is a number
+    (the word "1990")."""
+    n = len(fields)
+    while n and _is_number(fields[n - 1]):
+        n -= 1
+    return len(fields) - max(n, 1)
+
+
+def _refuse_word2vec_header(path: Path, lines: list[str], what: str) -> None:
+    """Refuse GloVe reading of word2vec text: a first line of exactly two integers
+    ``V d`` followed by a line of a word and d numbers is word2vec's header."""
+    head = _fields(lines[0])
+    if len(head) != 2 or not all(f.isascii() and f.isdigit() for f in head) \
+            or len(lines) < 2:
+        return
+    if _glove_values(_fields(lines[1])) == int(head[1]):
+        raise QwemError(
+            f"{what}: {path} looks like word2vec text, not GloVe: line 1 "
+            f"{lines[0].strip(_BLANKS)[:40]!r} is word2vec's header 'V D' and the "
+            f"next line holds a word and {int(head[1])} numbers; read it with "
+            "format='text' or 'auto' (--format text or auto, not glove).")
+
+
+def _glove_rows(path: Path, body: list[str], D: int, words: list[str]
+                ) -> np.ndarray:
+    """Rows of a GloVe file whose words may contain spaces (slow path); every row
+    must hold D numbers, as the first does, else the first that does not is named."""
     rows = []
     for i, line in enumerate(body):
-        parts = line.rsplit(maxsplit=D)
-        if len(parts) != D + 1 or not all(map(_is_number, parts[1:])):
-            return None
-        words[i] = parts[0].strip()
-        rows.append(parts[1:])
+        spans = list(_FIELD.finditer(line))
+        n = _glove_values([m.group() for m in spans])
+        if n != D:
+            got = (f"{n} number(s) after its word" if spans else "no word")
+            raise QwemError(
+                f"load_word2vec: {path} line {i + 1} has {len(spans)} fields, "
+                f"expected {D + 1} (a word and {D} numbers, as line 1 has; {got}); "
+                "GloVe rows must all have the same number of values: the file is "
+                "corrupt or truncated, or is not GloVe text (force the format with "
+                "format=/--format).")
+        words[i] = line[:spans[-D].start()].strip(_BLANKS)
+        rows.append([m.group() for m in spans[-D:]])
     return np.array(rows, dtype=np.float64).reshape(len(body), D)
 
 
@@ -549,7 +599,7 @@ _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|n
 def _raise_first_bad_line(path: Path, body: list[str], D: int, start: int) -> None:
     """Scan the vector lines in Python to name the first malformed one (slow path)."""
     for n, line in enumerate(body, start=start):
-        fields = line.split()
+        fields = _fields(line)
         if len(fields) != D + 1:
             raise QwemError(
                 f"load_word2vec: {path} line {n} has {len(fields)} fields, expected "

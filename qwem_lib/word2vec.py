@@ -61,7 +61,8 @@ from .losses import keep_probs
 from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
 from .sgns_torch import NegativeSampler, TorchSGNS, block_seed, prepare_block, \
     window_pairs
-from .train import check_int, check_real, check_run_info, check_seed
+from .train import check_init_range, check_int, check_real, check_run_info, \
+    check_seed
 
 __all__ = ["Word2VecConfig", "Word2VecResult", "train_word2vec", "checkpoint_words",
            "ENGINES", "MAX_NEGATIVES"]
@@ -173,12 +174,20 @@ class Word2VecConfig:
                              why="word2vec's default is 0.025"))
         put("subsample", check_real(self.subsample, "subsample", "--subsample", ge=0,
                                     why="0 disables it"))
+        if 0 < self.subsample < 1e-12:
+            raise QwemError(f"subsample (--subsample) must be 0 (none) or at least "
+                            f"1e-12, got {self.subsample:g}: a word of frequency f is "
+                            "kept with probability about sqrt(T/f), so a smaller "
+                            "threshold discards almost every token (word2vec uses "
+                            "1e-3 to 1e-5)")
         put("neg_power", check_real(self.neg_power, "neg_power", "--neg-power", ge=0))
         if self.init_scale is not None:
             put("init_scale", check_real(
                 self.init_scale, "init_scale", "--init-scale", gt=0,
                 why="or None for the default of the tied or untied model; W = 0 is "
                     "a stationary point and never trains"))
+            check_init_range(self.init_scale, self.dtype if isinstance(
+                self.dtype, str) else "float32", "word2vec's is 0.1 (the default)")
         for name in ("shared_negatives", "tied", "step_cap"):
             v = getattr(self, name)
             if not isinstance(v, (bool, np.bool_)):
