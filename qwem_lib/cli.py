@@ -570,7 +570,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ._atomic import atomic_path, check_outputs
     from .devices import default_device
     from .pipeline import EmbedConfig, Stopwatch, closed_form
-    from .vectors import save_word2vec
+    from .vectors import check_words, save_word2vec
 
     t_start = time.perf_counter()
     config = EmbedConfig(corpus=_corpus(args), vocab_size=args.vocab_size,
@@ -595,7 +595,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
          f"device={device}, {config.resolved_engine()} statistics{where}")
     watch = Stopwatch(device, echo=_log)
     res = closed_form(config, device=device, progress=not args.quiet,
-                      cache=not args.no_cache, watch=watch, cluster=_cluster(args))
+                      cache=not args.no_cache, watch=watch, cluster=_cluster(args),
+                      check_words=lambda words: check_words(words, "qwem embed"))
     if res.cached and args.cluster:
         _log(f"  (read from the cache: the cluster {args.cluster} was not used)")
     # --out appears only once --timings is written too: a --timings that cannot

@@ -522,7 +522,8 @@ def _top_eigenpairs(M, k: int, *, cache: bool,
 
 def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                 cache: bool | str = True, keep_target: bool = False,
-                watch: Stopwatch | None = None, cluster=None) -> ClosedForm:
+                watch: Stopwatch | None = None, cluster=None,
+                check_words=None) -> ClosedForm:
     """Closed-form embeddings ``W = V_d Λ_d^{1/2}`` of a corpus (Theorem 1).
 
     Parameters
@@ -549,6 +550,11 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         a scheduler's address, ``"local:N"``, or a Client.  The result is the same
         as without (bit for bit up to the counts, which are exact), and so is its
         cache entry.
+    check_words : callable, optional
+        Called with the vocabulary (words in row order) as soon as it is known,
+        before the target and the eigensolver: a caller that will write the words
+        (``qwem embed``: :func:`qwem_lib.vectors.check_words`) refuses them before
+        the work, not after it.
 
     Returns
     -------
@@ -568,6 +574,8 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
             watch.record("load cache", time.perf_counter() - t0)
     if entry is not None:
         words = [str(w) for w in entry["words"]]
+        if check_words is not None:
+            check_words(words)
         scale = torch.from_numpy(entry["row_scale"])
         eig = EighResult(torch.from_numpy(entry["eigvals"]),
                          torch.from_numpy(entry["eigvecs"]),
@@ -583,6 +591,8 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         tokens, M = statistics(config, device=device, progress=progress, watch=watch,
                                cache=cache is True, cluster=cluster)
         words = list(tokens.vocab.words)
+        if check_words is not None:
+            check_words(words)
         n_tokens, n_kept = tokens.n_tokens, tokens.n_kept
         scale = _row_scale(tokens.vocab.counts, config)
         del tokens

@@ -462,7 +462,6 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-
 def _names(path: Path, parts: int) -> tuple[str, list[str]]:
     """The input's stem and the shard file names, in corpus order."""
     name = path.name

@@ -65,8 +65,13 @@ __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BASES = ("auto", "eigen", "word")
+CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.json"
 
 
+# ----------------------------------------------------------------------------------
+# option checks (shared with qwem_lib.word2vec)
+# ----------------------------------------------------------------------------------
 def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
     """Refuse an init scale whose square (the initial scale of the products w . c,
     W W^T) is not a normal number of ``dtype``, or whose loss, ~ S^4 V^2 for V up to
@@ -80,13 +85,7 @@ def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
             + ("its square underflows to 0, and W = 0 never trains"
                if init_scale < lo else "the products W W^T and the loss overflow")
             + f"; {usual}")
-CHECKPOINT = "checkpoint.npz"
-HISTORY = "history.json"
 
-
-# ----------------------------------------------------------------------------------
-# option checks (shared with qwem_lib.word2vec)
-# ----------------------------------------------------------------------------------
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed and numpy take seeds up to here
 

@@ -440,6 +440,28 @@ def test_a_word_the_writer_cannot_store_is_refused_before_training(tmp_path, cap
     assert not run.exists() or not any(run.iterdir())
 
 
+def test_embed_refuses_a_word_it_cannot_write_before_the_eigensolver(
+        tmp_path, capsys, monkeypatch):
+    """qwem embed checks the vocabulary as soon as it is known: a stray byte kept by
+    --scheme none is refused in one line before the target and the eigensolver
+    (it used to be found by the writer, after all the work)."""
+    from qwem_lib import pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("the eigensolver ran")
+
+    monkeypatch.setattr(pipeline, "_top_eigenpairs", never)
+    path = tmp_path / "stray.txt"
+    path.write_bytes(text().replace("the ", "th\xffe ").encode("latin-1"))
+    out = tmp_path / "w.txt"
+    assert main(["embed", "--corpus", str(path), "--vocab-size", "12", "--dim", "2",
+                 "--window", "3", "--scheme", "none", "--out", str(out),
+                 "--quiet"]) == 2
+    line = one_line_error(capsys)
+    assert "qwem embed" in line and "not UTF-8" in line
+    assert not out.exists()
+
+
 def test_an_output_ending_in_a_slash_and_an_empty_corpus_are_one_line(corpus, tmp_path,
                                                                      capsys):
     """`--out new/` used to write a file named new; `--corpus ''` read the
