@@ -424,21 +424,6 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-# Below this a subsampling threshold T keeps almost nothing: a word of frequency f is
-# kept with probability about sqrt(T/f), so T = 1e-300 empties any corpus, and the
-# error would then blame the corpus instead of --subsample.
-_MIN_SUBSAMPLE = 1e-12
-
-
-def _check_subsample(value: float) -> None:
-    """``--subsample``: 0 (none) or a threshold from 1e-12 on (finite, by the parser)."""
-    if not (value == 0 or _MIN_SUBSAMPLE <= value < float("inf")):
-        raise QwemError(f"--subsample must be 0 (none) or a threshold of at least "
-                        f"{_MIN_SUBSAMPLE:g}, got {value:g}: a word of frequency f is "
-                        "kept with probability about sqrt(T/f), so a smaller T "
-                        "discards almost every token (word2vec uses 1e-3 to 1e-5)")
-
-
 def _check_sink(flag: str, path) -> None:
     """Refuse, before any work, an output that is a device which accepts no bytes
     (/dev/full: every write fails with 'no space left'), which would fail only after
@@ -582,7 +567,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                          subsample=args.subsample,
                          subsample_draws=args.subsample_draws,
                          weight_power=args.weight_power, engine=args.engine)
-    _check_subsample(args.subsample)
     config.validate()
     out = Path(args.out)
     outputs = [("--out", args.out), ("--timings", args.timings)]

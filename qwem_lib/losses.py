@@ -55,7 +55,8 @@ from .targets import _real, m_star, negative_probs
 
 __all__ = ["sgns_pos", "sgns_neg", "qwem_pos", "qwem_neg", "pair_losses",
            "sampled_loss", "Reweighting", "reweighting", "subsample_keep_probs",
-           "keep_probs", "expected_loss", "expected_grad", "quartic_minus_frobenius",
+           "keep_probs", "check_subsample", "MIN_SUBSAMPLE", "expected_loss",
+           "expected_grad", "quartic_minus_frobenius",
            "REWEIGHTINGS", "LOSSES"]
 
 LOSSES = ("qwem", "sgns")
@@ -336,6 +337,22 @@ def subsample_keep_probs(unigram: torch.Tensor, t: float = 1e-5) -> torch.Tensor
     t = _real(t, "the subsampling threshold t (--subsample)", gt=0)
     r = t / unigram
     return torch.clamp(r.sqrt() + r, max=1.0)
+
+
+# Below this a subsampling threshold keeps almost nothing: a word of frequency f is
+# kept with probability about sqrt(t/f), so t = 1e-300 empties any corpus, and the
+# error would then blame the corpus instead of the threshold.
+MIN_SUBSAMPLE = 1e-12
+
+
+def check_subsample(t: float, name: str = "subsample (--subsample)") -> None:
+    """Refuse a positive subsampling threshold below :data:`MIN_SUBSAMPLE` (0, no
+    subsampling, passes), in one line naming ``name``."""
+    if 0 < t < MIN_SUBSAMPLE:
+        raise QwemError(f"{name} must be 0 (none) or at least {MIN_SUBSAMPLE:g}, got "
+                        f"{t:g}: a word of frequency f is kept with probability "
+                        "about sqrt(t/f), so a smaller threshold discards almost "
+                        "every token (word2vec uses 1e-3 to 1e-5)")
 
 
 def keep_probs(counts, t: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ._repr import short_repr
 from .cooccurrence import count_pairs, window_weights
 from .devices import default_device
 from .errors import QwemError
-from .losses import keep_probs
+from .losses import check_subsample, keep_probs
 from .spectral import EighResult, eigenbasis, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
@@ -172,6 +172,7 @@ class EmbedConfig:
         if not (isinstance(self.subsample, (int, float)) and self.subsample >= 0):
             raise QwemError(f"subsample must be >= 0 (0: none), got "
                             f"{self.subsample!r}")
+        check_subsample(self.subsample)
         if isinstance(self.subsample_draws, bool) or not isinstance(
                 self.subsample_draws, (int, np.integer)) or self.subsample_draws < 1:
             raise QwemError(f"subsample_draws must be a positive integer, got "

@@ -54,8 +54,8 @@ from .dynamics import (flow_time_per_step, init_projection, random_init, stable_
 from .errors import QwemError
 from .history import (History, TrainResult, data_fingerprint, diverged_error,
                       load_checkpoint, prepare_run_dir, save_checkpoint)
-from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, expected_grad,
-                     expected_loss, reweighting)
+from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, check_subsample,
+                     expected_grad, expected_loss, reweighting)
 from .memory import require_dense
 from .spectral import eigenbasis, top_eigh
 
@@ -269,10 +269,7 @@ class TrainConfig:
                          "the paper uses 1e-8 (small init) or 0.1")
         put("negatives", check_real(self.negatives, "negatives", "--negatives", gt=0))
         put("subsample_t", check_real(self.subsample_t, "subsample_t", None, gt=0))
-        if self.subsample_t < 1e-12:
-            raise QwemError(f"subsample_t must be at least 1e-12, got "
-                            f"{self.subsample_t:g}: a smaller threshold keeps almost "
-                            "no occurrence of any word (word2vec uses 1e-3 to 1e-5)")
+        check_subsample(self.subsample_t, "subsample_t")
         put("time_factor", check_real(self.time_factor, "time_factor", None, gt=0))
         put("lr_safety", check_real(self.lr_safety, "lr_safety", None, gt=0, lt=1))
 

@@ -57,7 +57,7 @@ from .devices import default_device
 from .errors import QwemError
 from .history import History, TrainResult, diverged_error, load_checkpoint, \
     prepare_run_dir, save_checkpoint
-from .losses import keep_probs
+from .losses import check_subsample, keep_probs
 from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
 from .sgns_torch import NegativeSampler, TorchSGNS, block_seed, prepare_block, \
     window_pairs
@@ -174,12 +174,7 @@ class Word2VecConfig:
                              why="word2vec's default is 0.025"))
         put("subsample", check_real(self.subsample, "subsample", "--subsample", ge=0,
                                     why="0 disables it"))
-        if 0 < self.subsample < 1e-12:
-            raise QwemError(f"subsample (--subsample) must be 0 (none) or at least "
-                            f"1e-12, got {self.subsample:g}: a word of frequency f is "
-                            "kept with probability about sqrt(T/f), so a smaller "
-                            "threshold discards almost every token (word2vec uses "
-                            "1e-3 to 1e-5)")
+        check_subsample(self.subsample)
         put("neg_power", check_real(self.neg_power, "neg_power", "--neg-power", ge=0))
         if self.init_scale is not None:
             put("init_scale", check_real(

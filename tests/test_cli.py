@@ -8,22 +8,16 @@ import sys
 import numpy as np
 import pytest
 
+from _corpus_text import zipf_text  # tests/_corpus_text.py
 from qwem_lib.cli import main
 from qwem_lib.vectors import load_word2vec
-
-WORDS = ("the king rules the land and the queen rules the sea a man walks with a "
-         "woman while the prince and the princess read a book in the castle by the "
-         "river where the boy and the girl swim").split()
-
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    p = 1.0 / np.arange(1, len(WORDS) + 1)
-    text = " ".join(rng.choice(WORDS, size=4000, p=p / p.sum()))
+    text = zipf_text(0, size=4000)
     path = tmp_path / "tiny.txt.bz2"
     path.write_bytes(bz2.compress(text.encode()))
     return path, text.split()

@@ -14,26 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _corpus_text import zipf_text  # tests/_corpus_text.py
 from qwem_lib.cli import main
 from qwem_lib.vectors import load_word2vec
 
-WORDS = ("the king rules the land and the queen rules the sea a man walks with a "
-         "woman while the prince and the princess read a book in the castle by the "
-         "river where the boy and the girl swim").split()
-
 pytestmark = pytest.mark.usefixtures("isolated_cache")
-
-
-def text(seed=0, size=4000):
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, len(WORDS) + 1)
-    return " ".join(rng.choice(WORDS, size=size, p=p / p.sum())) + "\n"
 
 
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
-    path.write_text(text())
+    path.write_text(zipf_text())
     return path
 
 
@@ -99,7 +90,7 @@ def test_eval_tasks_theory_refuse_their_inputs(corpus, tmp_path, capsys):
 def test_train_refuses_a_corpus_inside_its_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "embeddings.txt").write_text(text())
+    (run / "embeddings.txt").write_text(zipf_text())
     before = (run / "embeddings.txt").read_bytes()
     assert main(["train", "--corpus", str(run / "embeddings.txt"), "--vocab-size",
                  "12", "--dim", "2", "--window", "3", "--full-batch", "--out",
@@ -147,7 +138,7 @@ def test_same_relative_name_in_two_folders_is_two_corpora(tmp_path, monkeypatch)
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, seed in ((a, 1), (b, 2)):
         folder.mkdir()
-        (folder / "corpus.txt").write_text(text(seed))
+        (folder / "corpus.txt").write_text(zipf_text(seed))
     monkeypatch.chdir(a)
     assert embed("corpus.txt", tmp_path / "ea.txt") == 0
     monkeypatch.chdir(b)
@@ -161,7 +152,7 @@ def test_same_relative_name_in_two_folders_is_two_corpora(tmp_path, monkeypatch)
 def test_edited_corpus_with_its_old_size_and_time_is_read_again(corpus, tmp_path):
     assert embed(corpus, tmp_path / "before.txt") == 0
     st = os.stat(corpus)
-    edited = text(7)
+    edited = zipf_text(7)
     edited = (edited + " " * len(corpus.read_text()))[: st.st_size]  # same size
     corpus.write_text(edited)
     os.utime(corpus, ns=(st.st_atime_ns, st.st_mtime_ns))             # as cp -p
@@ -262,7 +253,7 @@ def test_resume_with_other_settings_or_corpus_is_refused(corpus, tmp_path, capsy
     assert train(corpus, run, "--resume", window="2") == 2
     one_line_error(capsys, "window")
     other = tmp_path / "other.txt"
-    other.write_text(text(5))
+    other.write_text(zipf_text(5))
     assert train(other, run, "--resume") == 2
     one_line_error(capsys, "corpus")
     assert train(corpus, run, "--resume", "--lr", "0.001") == 2
@@ -429,7 +420,7 @@ def test_a_word_the_writer_cannot_store_is_refused_before_training(tmp_path, cap
     run (it used to train, then fail with a traceback in the writer, leaving a
     checkpoint and no embeddings)."""
     path = tmp_path / "stray.txt"
-    path.write_bytes(text().replace("the ", "th\xffe ").encode("latin-1"))
+    path.write_bytes(zipf_text().replace("the ", "th\xffe ").encode("latin-1"))
     run = tmp_path / "run"
     argv = ["train", "--corpus", str(path), "--vocab-size", "12", "--dim", "2",
             "--window", "3", "--scheme", "none", "--out", str(run), "--quiet"]
@@ -452,7 +443,7 @@ def test_embed_refuses_a_word_it_cannot_write_before_the_eigensolver(
 
     monkeypatch.setattr(pipeline, "_top_eigenpairs", never)
     path = tmp_path / "stray.txt"
-    path.write_bytes(text().replace("the ", "th\xffe ").encode("latin-1"))
+    path.write_bytes(zipf_text().replace("the ", "th\xffe ").encode("latin-1"))
     out = tmp_path / "w.txt"
     assert main(["embed", "--corpus", str(path), "--vocab-size", "12", "--dim", "2",
                  "--window", "3", "--scheme", "none", "--out", str(out),
@@ -479,7 +470,7 @@ def test_shards_into_their_input_folder_are_refused(tmp_path, capsys):
     """The folder would then hold the input and its shards: read as one corpus,
     the text would be counted twice."""
     src = tmp_path / "c.txt"
-    src.write_text(text(size=20000))
+    src.write_text(zipf_text(size=20000))
     assert main(["shard", str(src), "--parts", "2", "--out", str(tmp_path)]) == 2
     assert "a folder of their own" in one_line_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]

@@ -8,24 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from _corpus_text import zipf_text  # tests/_corpus_text.py
 from qwem_lib.cli import main
-
-WORDS = ("the king rules the land and the queen rules the sea a man walks with a "
-         "woman while the prince and the princess read a book in the castle by the "
-         "river where the boy and the girl swim").split()
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 LONG = "x" * 300        # a file name over 255 bytes: ENAMETOOLONG
 
 
-def _text(seed=0, size=3000):
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, len(WORDS) + 1)
-    return " ".join(rng.choice(WORDS, size=size, p=p / p.sum())) + "\n"
+def _text(seed=0):
+    return zipf_text(seed, size=3000)
 
 
 @pytest.fixture
