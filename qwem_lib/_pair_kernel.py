@@ -67,6 +67,35 @@ def loss_rows(x, a, b, loss, out, r0, r1):  # pragma: no cover - compiled
         out[i] = s
 
 
+@njit(cache=True, nogil=True)
+def loss_rows_unit_g(x, P, u, n, k, row0, loss, out, r0, r1):  # pragma: no cover
+    """:func:`loss_rows` with Setting 3.1's weights formed in the same pass: for word
+    ``i = row0 + r``, ``a_ij = P_ij / G_ij`` and ``b_ij = k Q_ij / G_ij`` with ``Q_ij =
+    ½(u_i n_j + n_i u_j)`` and ``G = P + kQ`` (1 where G is not positive), as
+    :meth:`qwem_lib.losses.Reweighting.weight_rows` forms them; ``P`` holds the
+    block's rows of P_ij."""
+    m = x.shape[1]
+    for r in range(r0, r1):
+        ui, ni = u[row0 + r], n[row0 + r]
+        s = 0.0
+        for j in range(m):
+            p = P[r, j]
+            q = k * (0.5 * (ui * n[j] + ni * u[j]))
+            g = p + q
+            if g > 0.0:
+                a, b = p / g, q / g
+            else:
+                a, b = p, q
+            v = x[r, j]
+            if loss == QWEM:
+                h = 0.25 * v * v
+                s += a * (h - v) + b * (h + v)
+            else:
+                tail = math.log1p(math.exp(-abs(v)))
+                s += a * (max(-v, 0.0) + tail) + b * (max(v, 0.0) + tail)
+        out[r] = s
+
+
 def _split(n_rows: int, n_threads: int) -> list[tuple[int, int]]:
     cuts = np.linspace(0, n_rows, max(1, min(n_threads, n_rows)) + 1).astype(int)
     return list(zip(cuts[:-1], cuts[1:]))
@@ -87,5 +116,17 @@ def block_loss(x: np.ndarray, a: np.ndarray, b: np.ndarray, loss: str,
     code = LOSS_CODES[loss]
     out = np.empty(x.shape[0], dtype=np.float64)
     run_ranges(lambda r0, r1: loss_rows(x, a, b, code, out, r0, r1),
+               _split(x.shape[0], n_threads))
+    return float(out.sum())
+
+
+def block_loss_unit_g(x: np.ndarray, P_rows: np.ndarray, u: np.ndarray, n: np.ndarray,
+                      k: float, row0: int, loss: str, n_threads: int) -> float:
+    """:func:`block_loss` under Setting 3.1, its weights formed in the pass
+    (:func:`loss_rows_unit_g`) instead of read from two blocks of weights."""
+    code = LOSS_CODES[loss]
+    out = np.empty(x.shape[0], dtype=np.float64)
+    run_ranges(lambda r0, r1: loss_rows_unit_g(x, P_rows, u, n, k, row0, code, out,
+                                               r0, r1),
                _split(x.shape[0], n_threads))
     return float(out.sum())

@@ -115,41 +115,47 @@ def _dot(A, i, B, j, d):
 @njit(inline="always")
 def _window(W, C, ctx, m, c, tg, k, shared, lr, prob, alias, Vu, s, neu, gbuf, sample,
             acc):
-    """One centre c, pair after pair as word2vec.c: for each context o, the scores
-    of o against c and the negatives from the current vectors, the output vectors
-    updated target after target, the input vector once with its summed step.
-    ``shared``: the k negatives ``tg[1:]`` drawn for the centre (-1: equal to c,
-    skipped); else k fresh negatives for every pair."""
+    """One centre c, pair after pair: for each context o, the scores of o against c
+    and the negatives from the current vectors (all k + 1 read before any is
+    updated: independent dot products, which the CPU overlaps), then the output
+    vectors updated target after target and the input vector once with its summed
+    step.  ``shared``: the k negatives ``tg[1:]`` drawn for the centre (-1: equal
+    to c, skipped); else k fresh negatives for every pair (-1 likewise).
+    Sequential word2vec.c differs only where a target repeats within a pair (a
+    negative drawn twice): there both scores are read before the first update."""
     d = W.shape[1]
+    K1 = k + 1
+    tg[0] = c
     for a in range(m):
         o = ctx[a]
-        for q in range(d):
-            neu[q] = 0.0
-        for j in range(k + 1):
-            if j == 0:
-                t = c
-            elif shared:
-                t = tg[j]
-                if t < 0:
-                    continue
-            else:
+        if not shared:
+            for j in range(1, K1):
                 t, s = _negative(s, prob, alias, Vu)
-                if t == c:
-                    continue
+                tg[j] = -1 if t == c else t
+        for j in range(K1):
+            t = tg[j]
+            if t < 0:
+                continue
             x = _dot(W, o, C, t, d)
             if j == 0:
-                gbuf[0] = (1.0 - _sigmoid(x)) * lr
+                gbuf[j] = (1.0 - _sigmoid(x)) * lr
                 if sample:
                     acc[0] += _softplus(-x)
             else:
-                gbuf[0] = -_sigmoid(x) * lr
+                gbuf[j] = -_sigmoid(x) * lr
                 if sample:
                     acc[0] += _softplus(x)
-            g = gbuf[0]
-            for q in range(d):
-                neu[q] += g * C[t, q]
-            for q in range(d):
-                C[t, q] += g * W[o, q]
+        for q in range(d):
+            neu[q] = 0.0
+        for j in range(K1):
+            t = tg[j]
+            if t < 0:
+                continue
+            g = gbuf[j]
+            for q in range(d):      # one pass: C[t] read once for both updates
+                ct = C[t, q]
+                neu[q] += g * ct
+                C[t, q] = ct + g * W[o, q]
         for q in range(d):
             W[o, q] += neu[q]
     return s
@@ -179,7 +185,7 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
     ctx = np.empty(2 * window, np.int64)
     tg = np.empty(K1, np.int64)
     neu = np.empty(d, W.dtype)
-    gbuf = np.empty(1, W.dtype)
+    gbuf = np.empty(K1, W.dtype)
     blk = state[0]
     off = state[1]
     ncent = state[3]

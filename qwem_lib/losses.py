@@ -448,6 +448,17 @@ def _compiled(x: torch.Tensor, a, b) -> bool:
                     and not t.requires_grad for t in (a, b)))
 
 
+def _fused_unit_g(Wc: torch.Tensor, P_ij, unigram, rw: Reweighting) -> bool:
+    """Whether :func:`expected_loss` forms Setting 3.1's weights inside the compiled
+    pass (:func:`qwem_lib._pair_kernel.block_loss_unit_g`): CPU tensors of W's
+    dtype, outside autograd, weights not stored."""
+    return (rw.inverse_g and rw.dense is None and Wc.device.type == "cpu"
+            and not Wc.requires_grad and Wc.dtype in (torch.float32, torch.float64)
+            and all(isinstance(t, torch.Tensor) and t.device.type == "cpu"
+                    and t.dtype == Wc.dtype and not t.requires_grad
+                    and t.is_contiguous() for t in (P_ij, unigram, rw.neg_dist)))
+
+
 def _check_shapes(W, P_ij, unigram):
     if P_ij.ndim != 2 or P_ij.shape[0] != P_ij.shape[1]:
         raise QwemError(f"P_ij must be a square (V, V) matrix, got {tuple(P_ij.shape)}")
@@ -492,10 +503,19 @@ def expected_loss(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
     V = P_ij.shape[0]
     Wc = W.to(torch.promote_types(W.dtype, P_ij.dtype))
     total = torch.zeros((), dtype=Wc.dtype, device=W.device)
+    fused = _fused_unit_g(Wc, P_ij, unigram, rw)
     for i0 in range(0, V, block_size):
         i1 = min(i0 + block_size, V)
-        a, b = rw.weight_rows(P_ij, unigram, i0, i1)
         x = Wc[i0:i1] @ Wc.T
+        if fused:  # Setting 3.1: weights formed in the kernel's pass
+            from ._pair_kernel import block_loss_unit_g
+
+            total = total + block_loss_unit_g(
+                x.numpy(), P_ij[i0:i1].numpy(), unigram.numpy(),
+                rw.neg_dist.numpy(), float(rw.negatives), i0, loss,
+                torch.get_num_threads())
+            continue
+        a, b = rw.weight_rows(P_ij, unigram, i0, i1)
         if _compiled(x, a, b):
             from ._pair_kernel import block_loss
 

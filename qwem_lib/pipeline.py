@@ -27,7 +27,7 @@ from .spectral import EighResult, eigenbasis, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
 __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
-           "statistics", "closed_form", "require_memory"]
+           "statistics", "closed_form", "closed_forms", "require_memory"]
 
 METHODS = ("mstar", "ppmi", "pmi")
 ENGINES = ("auto", "dense", "sparse")
@@ -462,13 +462,18 @@ def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     watch = watch or Stopwatch(default_device(device))
     tokens, P, unigram = pair_statistics(config, device=device, progress=progress,
                                          watch=watch, cache=cache, cluster=cluster)
+    return tokens, _target_in_place(config, tokens, P, unigram, watch)
+
+
+def _target_in_place(config: EmbedConfig, tokens, P, unigram, watch: Stopwatch):
+    """``config``'s target from the pair distribution, written over ``P``."""
     with watch.stage("target"):
         M = target(config.method, P, unigram, out=P, negatives=config.negatives,
                    neg_power=config.neg_power)
         if config.weight_power:
             scale = _row_scale(tokens.vocab.counts, config).to(M.device)
             M.mul_(scale[:, None]).mul_(scale[None, :])
-    return tokens, M
+    return M
 
 
 def row_scale(ids, config: EmbedConfig) -> torch.Tensor:
@@ -521,10 +526,75 @@ def _top_eigenpairs(M, k: int, *, cache: bool,
                       eig.n_matvecs, eig.n_restarts)
 
 
+# The settings a target is built from, given the counts: closed forms that differ
+# only in these share one reading and counting of the corpus (closed_forms).
+_TARGET_SETTINGS = ("method", "embed_dim", "negatives", "neg_power", "weight_power")
+
+
+def closed_forms(configs, *, device=None, progress: bool = True,
+                 cache: bool | str = True) -> list[ClosedForm]:
+    """:func:`closed_form` of several configurations, the corpus read and counted
+    once for those that differ only in the target built from the counts (``method``,
+    ``negatives``, ``neg_power``, ``weight_power``, ``embed_dim``): M*, PPMI and PMI
+    of one corpus, say.
+
+    Each result is what :func:`closed_form` would return alone, with the same cache
+    entry; its ``timings`` hold the shared stages (reading, counting) and its own
+    target and eigensolver stages, so their sum is still that method's cost from
+    the corpus file.  Results already in the cache are read from it; the sparse
+    engine computes its configurations one by one.  Dense sharing keeps one more
+    V x V matrix (the counts beside each target), checked before any work.
+    """
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, EmbedConfig):
+            raise QwemError(f"closed_forms needs EmbedConfigs, got "
+                            f"{type(config).__name__}")
+        config.validate()
+    if cache not in (True, False, "timed"):
+        raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
+    device = default_device(device)
+    groups: dict[str, list[int]] = {}
+    for i, config in enumerate(configs):
+        stored = cache and cache_mod.load("closed_form", config.key(),
+                                          code=_CODE) is not None
+        if config.resolved_engine() == "sparse" or stored:
+            groups[f"alone {i}"] = [i]
+            continue
+        counting = {k: v for k, v in config.key().items()
+                    if k not in _TARGET_SETTINGS}
+        groups.setdefault(json.dumps(counting, sort_keys=True, default=str),
+                          []).append(i)
+    results: list[ClosedForm | None] = [None] * len(configs)
+    for members in groups.values():
+        if len(members) == 1:
+            i = members[0]
+            results[i] = closed_form(configs[i], device=device, progress=progress,
+                                     cache=cache)
+            continue
+        first = configs[members[0]]
+        require_memory(first, device, keep_pairs=True)
+        shared = Stopwatch(device)
+        counts = pair_statistics(first, device=device, progress=progress,
+                                 watch=shared, cache=cache is True)
+        for n, i in enumerate(members):
+            tokens, P, unigram = counts
+            last = n == len(members) - 1
+            watch = Stopwatch(device)
+            for name, seconds in shared.stages.items():
+                watch.record(name, seconds)
+            results[i] = closed_form(configs[i], device=device, progress=progress,
+                                     cache=cache, watch=watch,
+                                     _counts=(tokens, P if last else P.clone(),
+                                              unigram))
+        del counts
+    return results
+
+
 def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
                 cache: bool | str = True, keep_target: bool = False,
                 watch: Stopwatch | None = None, cluster=None,
-                check_words=None) -> ClosedForm:
+                check_words=None, _counts=None) -> ClosedForm:
     """Closed-form embeddings ``W = V_d Λ_d^{1/2}`` of a corpus (Theorem 1).
 
     Parameters
@@ -588,9 +658,15 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
         product_seconds = float(entry["product_seconds"])
         product_seconds = None if product_seconds < 0 else product_seconds
     else:
-        require_memory(config, device)
-        tokens, M = statistics(config, device=device, progress=progress, watch=watch,
-                               cache=cache is True, cluster=cluster)
+        if _counts is not None:  # closed_forms: the counts read once for several
+            tokens, P, unigram = _counts
+            del _counts
+            M = _target_in_place(config, tokens, P, unigram, watch)
+            del P
+        else:
+            require_memory(config, device)
+            tokens, M = statistics(config, device=device, progress=progress,
+                                   watch=watch, cache=cache is True, cluster=cluster)
         words = list(tokens.vocab.words)
         if check_words is not None:
             check_words(words)

@@ -16,6 +16,7 @@ so no shift is needed.  Convergence is declared from the true residuals
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,8 @@ from .errors import QwemError
 __all__ = ["EighResult", "top_eigh", "eigenbasis", "embeddings_from_eig",
            "closed_form_embeddings"]
 
-_EIGENBASIS_VERSION = "lapack-evd-1"  # part of the eigenbasis cache key
+_EIGENBASIS_VERSION = "lapack-evd-2"  # part of the eigenbasis cache key
+_CACHE_MIN_V = 512  # eigenbasis(cache=None) stores a decomposition from this V on
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,8 @@ def closed_form_embeddings(M: torch.Tensor, d: int, **kw) -> tuple[torch.Tensor,
 
 
 def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
-               progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               progress: bool = False,
+               timings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Every eigenpair of a symmetric matrix, in float64: ``M = U diag(λ) U^T``.
 
     The basis in which gradient descent on ``¼||W W^T - M||^2`` decouples
@@ -298,6 +301,11 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     V >= 512, where it takes longer than reading it back) it is stored under
     ``cache_dir()/"eigenbasis"``, keyed by a hash of M's float64 entries, and read
     back for the same M; an unreadable entry is recomputed.
+
+    ``timings``, a dict, receives ``"eigenbasis"``: the seconds the decomposition
+    took, here or, read from the cache, in the run that stored it (what this basis
+    costs from M, wherever it was paid), and ``"eigenbasis cached"``: whether it was
+    read back.
 
     Returns
     -------
@@ -308,7 +316,7 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
         raise QwemError(f"eigenbasis needs a square matrix, got {tuple(M.shape)}")
     M64 = M.to(torch.float64)
     key = None
-    if cache or (cache is None and M.shape[0] >= 512):
+    if cache or (cache is None and M.shape[0] >= _CACHE_MIN_V):
         import hashlib
 
         from . import cache as cache_mod
@@ -318,11 +326,15 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
                "version": _EIGENBASIS_VERSION}
         entry = cache_mod.load("eigenbasis", key, code=("qwem_lib.spectral",))
         if entry is not None:
+            if timings is not None:
+                timings["eigenbasis"] = float(entry["seconds"])
+                timings["eigenbasis cached"] = True
             return (torch.from_numpy(entry["eigvals"]).to(M.device),
                     torch.from_numpy(entry["eigvecs"]).to(M.device))
     from .progress import note
 
     note(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...", progress)
+    t0 = time.perf_counter()
     if M64.device.type == "cpu":
         # scipy's LAPACK divide and conquer is faster here than torch's (bench/README)
         import scipy.linalg
@@ -332,8 +344,13 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     else:
         lam, U = torch.linalg.eigh(M64)
     lam, U = lam.flip(0), U.flip(1).contiguous()
+    seconds = time.perf_counter() - t0
+    if timings is not None:
+        timings["eigenbasis"] = seconds
+        timings["eigenbasis cached"] = False
     if key is not None:
         cache_mod.store("eigenbasis", key, {"eigvals": lam.cpu().numpy(),
-                                            "eigvecs": U.cpu().numpy()},
+                                            "eigvecs": U.cpu().numpy(),
+                                            "seconds": np.float64(seconds)},
                         code=("qwem_lib.spectral",))
     return lam, U

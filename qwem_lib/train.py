@@ -61,7 +61,7 @@ from .spectral import eigenbasis, top_eigh
 
 __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
            "resolve_steps", "checkpoint_steps", "sample_pairs", "PairSampler",
-           "minibatch_grad", "train"]
+           "minibatch_grad", "train", "trains_in_eigenbasis"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BASES = ("auto", "eigen", "word")
@@ -659,6 +659,33 @@ def _exact_quartic(config: TrainConfig, rw: Reweighting,
             and bool((unigram > 0).all()))
 
 
+def trains_in_eigenbasis(config: TrainConfig, unigram: torch.Tensor) -> bool:
+    """Whether :func:`train` takes this run's steps in M*'s eigenbasis (full-batch
+    QWEM under Setting 3.1, every word seen, ``basis`` not ``"word"``), for which it
+    decomposes M* in full."""
+    return _exact_setting(config, unigram) and config.basis != "word"
+
+
+def _given_basis(eigendecomposition, V: int, dev) -> tuple[torch.Tensor,
+                                                            torch.Tensor]:
+    """A caller's ``(eigvals, eigvecs)`` of M*, checked, on ``dev`` in float64."""
+    try:
+        lam, U = eigendecomposition
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        U = torch.as_tensor(U, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise QwemError("eigendecomposition must be a pair (eigvals, eigvecs), as "
+                        "qwem_lib.spectral.eigenbasis returns") from None
+    if tuple(lam.shape) != (V,) or tuple(U.shape) != (V, V):
+        raise QwemError(f"eigendecomposition must hold all {V} eigenpairs of M* "
+                        f"(eigvals ({V},), eigvecs ({V}, {V})), got "
+                        f"{tuple(lam.shape)} and {tuple(U.shape)}")
+    if V > 1 and bool((lam[1:] > lam[:-1]).any()):
+        raise QwemError("eigendecomposition's eigenvalues must be in descending "
+                        "order, as qwem_lib.spectral.eigenbasis returns them")
+    return lam.to(dev), U.to(dev)
+
+
 def _basis(config: TrainConfig, exact: bool) -> str:
     if config.basis == "eigen" and not exact:
         raise QwemError("basis='eigen' needs full-batch QWEM under Setting 3.1 with "
@@ -685,7 +712,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           words=None, questions=None, device=None, out_dir=None,
           resume: bool = False, overwrite: bool = False, until: int | None = None,
           progress: bool = True, callback=None, cache: bool = True,
-          run_info: dict | None = None) -> TrainResult:
+          run_info: dict | None = None, eigendecomposition=None) -> TrainResult:
     """Train tied embeddings W on the reweighted QWEM or SGNS loss (the paper).
 
     Parameters
@@ -734,6 +761,10 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         JSON-able facts about the run from the caller (the command line passes the
         corpus's content hash, the scheme, the window, the vocabulary size), kept in
         the checkpoint and compared on resume.
+    eigendecomposition : (eigvals, eigvecs), optional
+        M*'s every eigenpair, as :func:`qwem_lib.spectral.eigenbasis` returns them
+        (descending), for a run in the eigenbasis (:func:`trains_in_eigenbasis`):
+        used instead of decomposing M* again.  Ignored by the other runs.
 
     Returns
     -------
@@ -812,7 +843,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         M_star = rw.target(P_ij.to(torch.float64).cpu(),
                            unigram.to(torch.float64).cpu())
     U = lam_all = None
-    if basis == "eigen":
+    if basis == "eigen" and eigendecomposition is not None:
+        lam_all, U = _given_basis(eigendecomposition, V, dev)
+    elif basis == "eigen":
         lam_all, U = eigenbasis(M_star.to(device=dev), progress=progress,
                                 cache=None if cache else False)
         if eigvals is None:
@@ -886,6 +919,10 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                          basis=basis)
 
     def record(step):
+        """Loss, singular values and accuracy at ``step``; returns the loss, the
+        singular values and W in the word basis when the accuracy or the callback
+        needs it (rotated once per checkpoint: O(V^2 d) in the eigenbasis)."""
+        Wv = words_view() if words is not None or callback is not None else None
         with torch_threads(record_threads), torch.no_grad():
             if exact:  # O(V d^2) in the eigenbasis, where expected_loss is O(V^2 d)
                 value = loss_offset + 0.25 * residual2()
@@ -896,9 +933,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         acc = None
         if words is not None:
             from .evaluate import analogy_paper
-            acc = analogy_paper(words_view(), words, questions, device=dev).accuracy
+            acc = analogy_paper(Wv, words, questions, device=dev).accuracy
         history.append(step, step * dt, value, sv.cpu().tolist(), acc)
-        return value, sv
+        return value, sv, Wv
 
     def diverged(step, what):
         raise diverged_error(step, what, lr, "use a smaller --lr (or --lr auto)")
@@ -911,11 +948,11 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                                        current=caller_threads)
     step_threads = torch_threads_for(_step_work(config, basis, exact, V, d))
     if start == 0 and not history.step:
-        value, sv = record(0)
+        value, sv, Wv = record(0)
         if not math.isfinite(value):
             diverged(0, "the loss")
         if callback is not None:
-            callback(0, 0.0, words_view())
+            callback(0, 0.0, Wv)
     refresh = max(1, steps // 1000)
     bar = progress_bar(progress, total=steps, initial=start, unit="step")
     try:
@@ -925,13 +962,13 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                     diverged(step, "W")
                 if step in marks and (not history.step or history.step[-1] < step):
                     with torch_threads(caller_threads):  # record, save, callback
-                        value, sv = record(step)
+                        value, sv, Wv = record(step)
                         if not math.isfinite(value):
                             diverged(step, "the loss")
                         if ck_path is not None:
                             save(step)
                         if callback is not None:
-                            callback(step, history.t[-1], words_view())
+                            callback(step, history.t[-1], Wv)
                     bar.set_postfix(loss=f"{value:.4g}",
                                     rank=_rank(sv * sv, eigvals), refresh=False)
                 if step % refresh == 0 or step == stop:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from qwem_lib import compare
 from qwem_lib.cache import file_identity as cache_identity
@@ -352,6 +353,82 @@ def test_qwem_run_converges_to_the_closed_form(corpus):
     assert evaluate_overlap(run.W, ref.W) > 0.999
 
 
+def test_qwem_run_decomposes_m_star_once_and_counts_a_stored_basis(corpus,
+                                                                   monkeypatch):
+    """In the eigenbasis, qwem_run's spectrum, lr and trainer share one
+    decomposition of M*; one stored by another run is read back, and the run's
+    seconds count it at the seconds stored with it."""
+    import scipy.linalg
+
+    import qwem_lib.spectral as spectral
+    from qwem_lib.pipeline import pair_statistics
+    from qwem_lib.targets import m_star
+    from qwem_lib.train import TrainConfig
+    V, d = 12, 2
+    cfg = EmbedConfig(corpus, V, d)
+    tc = TrainConfig(embed_dim=d, init_scale=1e-6, time_factor=3.0)
+    calls = []
+    real = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(spectral, "top_eigh", lambda *a, **k: 1 / 0)  # not used
+    first = compare.qwem_run(cfg, tc, cache=False)
+    assert len(calls) == 1 and first.info["eigenbasis_cached"] is False
+    lam_all = np.linalg.eigvalsh(m_star(*pair_statistics(
+        cfg, progress=False)[1:]).numpy())[::-1]
+    np.testing.assert_allclose(first.info["eigvals"], lam_all[:d], rtol=1e-12)
+    # another run stored this M*'s basis, and it took 1,000 s there
+    monkeypatch.setattr(spectral, "_CACHE_MIN_V", 1)
+    clock = iter([0.0, 1000.0])
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return next(clock)
+    with monkeypatch.context() as m:
+        m.setattr(spectral, "time", FakeTime)
+        spectral.eigenbasis(m_star(*pair_statistics(cfg, progress=False)[1:]))
+    calls.clear()
+    second = compare.qwem_run(cfg, tc)   # cache=False would decompose afresh
+    assert not calls and second.info["eigenbasis_cached"] is True
+    assert second.info["eigenbasis_seconds"] == 1000.0 and second.seconds >= 1000.0
+    np.testing.assert_allclose(second.W, first.W, rtol=0, atol=1e-12)
+
+
 def evaluate_overlap(A, B):
     from qwem_lib.evaluate import subspace_overlap
     return subspace_overlap(A, B).mean_cos2
+
+
+def test_closed_forms_count_the_corpus_once_for_targets_of_the_same_counts(
+        corpus, monkeypatch):
+    """M*, PPMI, PMI and word2vec's target of one window share one reading and
+    counting; each result equals closed_form's alone, is stored where closed_form
+    looks, and its timings are its cost from the file (shared stages included)."""
+    import qwem_lib.pipeline as pipeline
+    from qwem_lib.pipeline import closed_form, closed_forms
+    V, d = 12, 3
+    same = [EmbedConfig(corpus, V, d, method=m) for m in ("mstar", "ppmi", "pmi")]
+    same.append(EmbedConfig(corpus, V, d, negatives=5.0, neg_power=0.75,
+                            weight_power=0.5))
+    other = EmbedConfig(corpus, V, d, context_len=4)          # other counts
+    alone = [closed_form(c, progress=False, cache=False) for c in same + [other]]
+    counted = []
+    real = pipeline.count_pairs
+    monkeypatch.setattr(pipeline, "count_pairs",
+                        lambda *a, **k: counted.append(a[2]) or real(*a, **k))
+    got = closed_forms(same + [other], progress=False, cache="timed")
+    assert sorted(counted) == [4, 16]                       # one count per window
+    for a, b in zip(alone, got):
+        torch.testing.assert_close(b.eigvals, a.eigvals, rtol=0, atol=0)
+        torch.testing.assert_close(b.W, a.W, rtol=0, atol=0)
+        assert set(b.timings) == {"read+tokenise", "count", "target", "eigen"}
+    shared = {k: got[0].timings[k] for k in ("read+tokenise", "count")}
+    assert all({k: g.timings[k] for k in shared} == shared for g in got[:4])
+    assert got[0].timings["target"] != got[1].timings["target"]
+    counted.clear()                 # stored where closed_form looks, with its timings
+    again = closed_form(same[1], progress=False, cache="timed")
+    assert again.cached and not counted and again.timings == got[1].timings
+    assert [g.cached for g in closed_forms(same, progress=False)] == [True] * 4
+    with pytest.raises(QwemError, match="EmbedConfig"):
+        closed_forms([same[0], "ppmi"])

@@ -327,3 +327,44 @@ def test_stored_weights_give_the_same_loss_and_gradient(probs, loss):
             assert float(expected_loss(W, P, u, loss, reweight=dense,
                                        block_size=block)) == pytest.approx(
                 _naive_expected(W, P, u, rw, loss), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["qwem", "sgns"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_setting31_weights_formed_in_the_kernels_pass(loss, dtype, monkeypatch):
+    """Setting 3.1's weights formed inside the compiled pass give the loss that the
+    stored weights give, with P^0.75 negatives, k = 5 and a word never seen (its
+    pairs have G = 0: weight 1 kept, as weight_rows does), at any block size."""
+    import qwem_lib._pair_kernel as kernel
+    rng = np.random.default_rng(7)
+    A = rng.poisson(1.0, size=(11, 11)).astype(float)
+    A[3, :] = A[:, 3] = 0.0                     # word 3 never seen: G = 0 there
+    P, u = pair_probs(torch.from_numpy(A + A.T))
+    rw = reweighting("setting31", P, u, negatives=5.0, neg_power=0.75)
+    assert rw.neg_dist is not u and float(u[3]) == 0.0
+    W = _W(11, 4, 5, scale=2.0)                 # |x| large enough for both tails
+    # the weights as weight_rows forms them in torch, stored (the naive double loop
+    # divides by G = 0 at word 3)
+    stored = rw.materialised(P, u)
+    a, b = stored.dense
+    assert float((a[3] + b[3]).abs().sum()) == 0.0
+    lp, ln = pair_losses(loss)
+    x = W @ W.T
+    reference = float((a * lp(x) + b * ln(x)).sum())
+    calls = []
+    real = kernel.block_loss_unit_g
+    monkeypatch.setattr(kernel, "block_loss_unit_g",
+                        lambda *a: calls.append(a[5]) or real(*a))
+    cast = dict(P_ij=P.to(dtype), unigram=u.to(dtype))
+    rw_cast = reweighting("setting31", cast["P_ij"], cast["unigram"], negatives=5.0,
+                          neg_power=0.75)
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    for block in (1, 4, 11):
+        calls.clear()
+        got = float(expected_loss(W.to(dtype), cast["P_ij"], cast["unigram"], loss,
+                                  reweight=rw_cast, block_size=block))
+        assert calls == list(range(0, 11, block))      # the fused pass, every block
+        assert got == pytest.approx(reference, rel=rtol)
+    calls.clear()                                        # not fused: weights stored
+    assert float(expected_loss(W, P, u, loss, reweight=stored)) == pytest.approx(
+        reference, rel=1e-12) and not calls

@@ -105,14 +105,15 @@ def reference(ids, keep, prob, alias, W, C, *, window, negatives, block_tokens, 
                 flow += eta * len(ctx)
                 shared_negs = ([rs.negative(prob, alias) for _ in range(negatives)]
                                if shared else None)
-                for o in ctx:  # word2vec.c: outputs updated at once, input at the end
+                for o in ctx:  # outputs updated at once, input at the end
                     negs = shared_negs or [rs.negative(prob, alias)
                                            for _ in range(negatives)]
+                    targets = [(c, 1.0)] + [(t, 0.0) for t in negs if t != c]
+                    # every target scored before any is updated
+                    steps = [(t, (y - _sigmoid(float(W[o] @ C[t]))) * eta)
+                             for t, y in targets]
                     neu = np.zeros_like(W[o])
-                    for t, y in [(c, 1.0)] + [(t, 0.0) for t in negs]:
-                        if y == 0.0 and t == c:
-                            continue
-                        g = (y - _sigmoid(float(W[o] @ C[t]))) * eta
+                    for t, g in steps:
                         neu += g * C[t]
                         C[t] += g * W[o]
                     W[o] += neu

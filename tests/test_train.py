@@ -349,6 +349,62 @@ def test_eigenbasis_is_cached_by_content(isolated_cache, monkeypatch):
     assert torch.allclose(lam3, lam, rtol=0, atol=1e-12)
 
 
+def test_eigenbasis_reports_the_seconds_of_the_run_that_computed_it(isolated_cache,
+                                                                    monkeypatch):
+    """timings: the decomposition's own seconds, and on a read-back those stored
+    with the entry (the cost where it was paid), not the seconds of the read."""
+    import qwem_lib.spectral as spectral
+    P, u = _problem(V=30)
+    M = _mstar(P, u)
+    clock = iter([100.0, 107.5])   # the decomposition "takes" 7.5 s
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return next(clock)
+    monkeypatch.setattr(spectral, "time", FakeTime)
+    first = {}
+    spectral.eigenbasis(M, cache=True, timings=first)
+    assert first == {"eigenbasis": 7.5, "eigenbasis cached": False}
+    again = {}                     # read back: the clock is not consulted
+    spectral.eigenbasis(M, cache=True, timings=again)
+    assert again == {"eigenbasis": 7.5, "eigenbasis cached": True}
+
+
+def test_train_uses_a_given_eigendecomposition(monkeypatch):
+    """eigendecomposition=: the same run as train's own decomposition, without
+    decomposing M* again; a pair that is not M*'s whole basis is refused."""
+    import scipy.linalg
+
+    from qwem_lib.spectral import eigenbasis
+    from qwem_lib.train import trains_in_eigenbasis
+    P, u = _problem(V=30)
+    M = _mstar(P, u)
+    cfg = TrainConfig(embed_dim=3, init_scale=1e-4, lr=0.02, steps=50,
+                      n_checkpoints=5)
+    assert trains_in_eigenbasis(cfg, u)
+    assert not trains_in_eigenbasis(TrainConfig(embed_dim=3, basis="word"), u)
+    assert not trains_in_eigenbasis(TrainConfig(embed_dim=3, batch_size=8), u)
+    assert not trains_in_eigenbasis(TrainConfig(embed_dim=3, loss="sgns"), u)
+    own = train(cfg, P, u, M_star=M, device=CPU, progress=False, cache=False)
+    basis = eigenbasis(M, cache=False)
+    calls = []
+    real = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    given = train(cfg, P, u, M_star=M, device=CPU, progress=False, cache=False,
+                  eigendecomposition=basis)
+    assert not calls
+    torch.testing.assert_close(given.W, own.W, rtol=0, atol=0)
+    lam, U = basis
+    for bad, why in (((lam[:-1], U[:, :-1]), "all 30 eigenpairs"),
+                     ((lam.flip(0), U.flip(1)), "descending"),
+                     ((lam,), "a pair")):
+        with pytest.raises(QwemError, match=why):
+            train(cfg, P, u, M_star=M, device=CPU, progress=False,
+                  eigendecomposition=bad)
+
+
 # ----------------------------------------------------------------------------------
 # resume continues the same run, or is refused naming what differs
 # ----------------------------------------------------------------------------------
