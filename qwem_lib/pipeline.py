@@ -572,8 +572,9 @@ def closed_forms(configs, *, device=None, progress: bool = True,
             results[i] = closed_form(configs[i], device=device, progress=progress,
                                      cache=cache)
             continue
+        for i in members:    # the counts kept beside each target and its solver
+            require_memory(configs[i], device, keep_pairs=True)
         first = configs[members[0]]
-        require_memory(first, device, keep_pairs=True)
         shared = Stopwatch(device)
         counts = pair_statistics(first, device=device, progress=progress,
                                  watch=shared, cache=cache is True)

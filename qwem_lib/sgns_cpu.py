@@ -32,8 +32,8 @@ rate η:
 
 word2vec.c scores each target just before its update; the two orders differ only
 where a target repeats within a pair (a negative drawn twice), and scoring first
-lets the CPU overlap the k + 1 independent dot products (1.4× faster,
-bench/README.md).
+lets the CPU overlap the k + 1 independent dot products (bench/README.md,
+``word2vec_speed.py``).
 
 - ``shared=True`` (Ji et al. 2016, "Parallelizing word2vec in shared and distributed
   memory"): the k negatives are drawn once per centre and used by all the pairs of

@@ -432,3 +432,10 @@ def test_closed_forms_count_the_corpus_once_for_targets_of_the_same_counts(
     assert [g.cached for g in closed_forms(same, progress=False)] == [True] * 4
     with pytest.raises(QwemError, match="EmbedConfig"):
         closed_forms([same[0], "ppmi"])
+    import qwem_lib.memory as memory       # memory checked before any counting
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1)
+    counted.clear()
+    fresh = [EmbedConfig(corpus, V, d, method=m, context_len=5) for m in ("ppmi", "pmi")]
+    with pytest.raises(QwemError, match="needs about"):
+        closed_forms(fresh, progress=False)
+    assert not counted
