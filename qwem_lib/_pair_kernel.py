@@ -46,24 +46,27 @@ def grad_rows(x, a, b, loss, r0, r1):  # pragma: no cover - compiled
                 x[i, j] = b[i, j] * sp - a[i, j] * sm
 
 
+@njit(inline="always")
+def _pair_loss(a, b, v, loss):  # pragma: no cover - compiled
+    """``a l+(v) + b l-(v)``.  QWEM: ``l± = v²/4 ∓ v``; SGNS: ``l+ = softplus(-v)``,
+    ``l- = softplus(v)``, with ``softplus(z) = max(z, 0) + log1p(e^{-|z|})`` (exact
+    for every z)."""
+    if loss == QWEM:
+        q = 0.25 * v * v
+        return a * (q - v) + b * (q + v)
+    tail = math.log1p(math.exp(-abs(v)))
+    return a * (max(-v, 0.0) + tail) + b * (max(v, 0.0) + tail)
+
+
 @njit(cache=True, nogil=True)
 def loss_rows(x, a, b, loss, out, r0, r1):  # pragma: no cover - compiled
-    """``out[i] = Σ_j a_ij l+(x_ij) + b_ij l-(x_ij)`` for rows r0:r1.
-
-    QWEM: ``l± = x²/4 ∓ x``; SGNS: ``l+ = softplus(-x)``, ``l- = softplus(x)``, with
-    ``softplus(v) = max(v, 0) + log1p(e^{-|v|})`` (exact for every v).
-    """
+    """``out[i] = Σ_j a_ij l+(x_ij) + b_ij l-(x_ij)`` for rows r0:r1
+    (:func:`_pair_loss`)."""
     n = x.shape[1]
     for i in range(r0, r1):
         s = 0.0
         for j in range(n):
-            v = x[i, j]
-            if loss == QWEM:
-                q = 0.25 * v * v
-                s += a[i, j] * (q - v) + b[i, j] * (q + v)
-            else:
-                tail = math.log1p(math.exp(-abs(v)))
-                s += a[i, j] * (max(-v, 0.0) + tail) + b[i, j] * (max(v, 0.0) + tail)
+            s += _pair_loss(a[i, j], b[i, j], x[i, j], loss)
         out[i] = s
 
 
@@ -83,16 +86,9 @@ def loss_rows_unit_g(x, P, u, n, k, row0, loss, out, r0, r1):  # pragma: no cove
             q = k * (0.5 * (ui * n[j] + ni * u[j]))
             g = p + q
             if g > 0.0:
-                a, b = p / g, q / g
+                s += _pair_loss(p / g, q / g, x[r, j], loss)
             else:
-                a, b = p, q
-            v = x[r, j]
-            if loss == QWEM:
-                h = 0.25 * v * v
-                s += a * (h - v) + b * (h + v)
-            else:
-                tail = math.log1p(math.exp(-abs(v)))
-                s += a * (max(-v, 0.0) + tail) + b * (max(v, 0.0) + tail)
+                s += _pair_loss(p, q, x[r, j], loss)
         out[r] = s
 
 

@@ -91,6 +91,16 @@ def _negative(s, prob, alias, Vu):
 
 
 @njit(inline="always")
+def _draw_negatives(tg, K1, c, s, prob, alias, Vu):
+    """``tg[1:K1]`` = k negatives (-1 where one equals the centre c: skipped); the
+    new random state."""
+    for j in range(1, K1):
+        t, s = _negative(s, prob, alias, Vu)
+        tg[j] = -1 if t == c else t
+    return s
+
+
+@njit(inline="always")
 def _sigmoid(x):
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -129,9 +139,7 @@ def _window(W, C, ctx, m, c, tg, k, shared, lr, prob, alias, Vu, s, neu, gbuf, s
     for a in range(m):
         o = ctx[a]
         if not shared:
-            for j in range(1, K1):
-                t, s = _negative(s, prob, alias, Vu)
-                tg[j] = -1 if t == c else t
+            s = _draw_negatives(tg, K1, c, s, prob, alias, Vu)
         for j in range(K1):
             t = tg[j]
             if t < 0:
@@ -221,9 +229,7 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
                            / total_words)
             sample = ncent % LOSS_EVERY == 0
             if shared:
-                for j in range(1, K1):
-                    t, s = _negative(s, prob, alias, Vu)
-                    tg[j] = -1 if t == c else t
+                s = _draw_negatives(tg, K1, c, s, prob, alias, Vu)
             s = _window(W, C, ctx, m, c, tg, k, shared, lr, prob, alias, Vu, s, neu,
                         gbuf, sample, acc)
             if sample:

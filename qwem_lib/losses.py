@@ -438,25 +438,28 @@ def _resolve(unigram, reweight, psi_pos, psi_neg, negatives, neg_dist) -> Reweig
 # expected (matrix-form) loss and its gradient
 # ----------------------------------------------------------------------------------
 
-def _compiled(x: torch.Tensor, a, b) -> bool:
-    """Whether a block goes to the compiled kernel (:mod:`qwem_lib._pair_kernel`): CPU
-    tensors of one float dtype and shape, outside autograd; else torch evaluates it."""
+def _plain_cpu(x: torch.Tensor, *others) -> bool:
+    """Whether ``x`` and ``others`` are CPU tensors of one float dtype (x's), outside
+    autograd: what the compiled kernels (:mod:`qwem_lib._pair_kernel`) take."""
     return (x.device.type == "cpu" and not x.requires_grad
             and x.dtype in (torch.float32, torch.float64)
             and all(isinstance(t, torch.Tensor) and t.device.type == "cpu"
-                    and t.dtype == x.dtype and t.shape == x.shape
-                    and not t.requires_grad for t in (a, b)))
+                    and t.dtype == x.dtype and not t.requires_grad for t in others))
+
+
+def _compiled(x: torch.Tensor, a, b) -> bool:
+    """Whether a block goes to the compiled kernel (:mod:`qwem_lib._pair_kernel`):
+    :func:`_plain_cpu` tensors of one shape; else torch evaluates it."""
+    return _plain_cpu(x, a, b) and a.shape == b.shape == x.shape
 
 
 def _fused_unit_g(Wc: torch.Tensor, P_ij, unigram, rw: Reweighting) -> bool:
     """Whether :func:`expected_loss` forms Setting 3.1's weights inside the compiled
-    pass (:func:`qwem_lib._pair_kernel.block_loss_unit_g`): CPU tensors of W's
-    dtype, outside autograd, weights not stored."""
-    return (rw.inverse_g and rw.dense is None and Wc.device.type == "cpu"
-            and not Wc.requires_grad and Wc.dtype in (torch.float32, torch.float64)
-            and all(isinstance(t, torch.Tensor) and t.device.type == "cpu"
-                    and t.dtype == Wc.dtype and not t.requires_grad
-                    and t.is_contiguous() for t in (P_ij, unigram, rw.neg_dist)))
+    pass (:func:`qwem_lib._pair_kernel.block_loss_unit_g`): :func:`_plain_cpu`
+    contiguous inputs, weights not stored."""
+    inputs = (P_ij, unigram, rw.neg_dist)
+    return (rw.inverse_g and rw.dense is None and _plain_cpu(Wc, *inputs)
+            and all(t.is_contiguous() for t in inputs))
 
 
 def _check_shapes(W, P_ij, unigram):

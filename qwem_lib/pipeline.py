@@ -556,13 +556,14 @@ def closed_forms(configs, *, device=None, progress: bool = True,
     device = default_device(device)
     groups: dict[str, list[int]] = {}
     for i, config in enumerate(configs):
-        stored = cache and cache_mod.load("closed_form", config.key(),
-                                          code=_CODE) is not None
+        key = config.key()
+        # stored: read by closed_form alone (a damaged entry is recomputed there)
+        stored = cache and cache_mod.entry_path("closed_form", key,
+                                                code=_CODE).exists()
         if config.resolved_engine() == "sparse" or stored:
             groups[f"alone {i}"] = [i]
             continue
-        counting = {k: v for k, v in config.key().items()
-                    if k not in _TARGET_SETTINGS}
+        counting = {k: v for k, v in key.items() if k not in _TARGET_SETTINGS}
         groups.setdefault(json.dumps(counting, sort_keys=True, default=str),
                           []).append(i)
     results: list[ClosedForm | None] = [None] * len(configs)
