@@ -50,7 +50,7 @@ BIN = Path(sys.executable).parent
 
 def shard(corpus: str, parts: int, work: Path) -> Path:
     """The corpus split into ``parts`` files (reused when already there)."""
-    from qwem_lib.data import resolve_corpus
+    from qwem_lib.corpus.data import resolve_corpus
 
     out = work / f"shards-{Path(corpus).name}-{parts}"   # one folder per corpus
     if out.is_dir() and len(list(out.iterdir())) == parts:
@@ -121,7 +121,7 @@ class Cluster:
         self.client.wait_for_workers(n_workers, timeout=120)
 
     def peaks(self) -> list[float]:
-        from qwem_lib.memory import peak_rss_bytes
+        from qwem_lib.runtime.memory import peak_rss_bytes
 
         return sorted(v / 1e9 for v in self.client.run(peak_rss_bytes).values())
 
@@ -162,9 +162,9 @@ def _warm_up() -> int:
     """On a worker: qwem_lib's shard tasks' modules imported and the counting
     kernels run once on a few tokens; this process's peak RSS then, bytes."""
     import qwem_lib.corpus  # noqa: F401  (what pass 1 imports)
-    import qwem_lib.shards  # noqa: F401
-    from qwem_lib import cooccurrence
-    from qwem_lib.memory import peak_rss_bytes
+    import qwem_lib.corpus.shards  # noqa: F401
+    from qwem_lib.corpus import cooccurrence
+    from qwem_lib.runtime.memory import peak_rss_bytes
 
     ids = np.random.default_rng(0).integers(0, 50, 20_000).astype(np.int32)
     counts = cooccurrence.count_pairs_sparse(ids, 50, 16)
@@ -188,8 +188,8 @@ def distinct_pairs(folder: Path, args) -> int:
     window counts, counted here in one process."""
     import scipy.sparse
 
+    from qwem_lib.corpus.shards import count_corpus
     from qwem_lib.pipeline import EmbedConfig
-    from qwem_lib.shards import count_corpus
 
     cfg = EmbedConfig(corpus=str(folder), vocab_size=args.vocab_size,
                       embed_dim=args.dim)

@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["QWEM_DATA"] = os.path.abspath(shared)
 
     from qwem_lib import compare, evaluate
-    from qwem_lib.devices import default_device
     from qwem_lib.pipeline import EmbedConfig
+    from qwem_lib.runtime.devices import default_device
     from qwem_lib.word2vec import Word2VecConfig
 
     device = default_device(args.device)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             ("svd(M*), tuned", lambda: compare.closed_form_run(
                 tuned, device=device, cache=cache, name="svd(M*), tuned"))]
     if args.big_corpus:
-        from qwem_lib import data
+        from qwem_lib.corpus import data
         try:
             data.resolve_corpus(args.big_corpus, download=False)
         except Exception as exc:

@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine("mwparserfromhell"))
     print(f"dump {dump} ({dump.stat().st_size / 2**20:.1f} MiB)")
     results = {name: run(dump, name, args.pages) for name in PATHS}
-    import qwem_lib.wikitext
-    with mock.patch.object(qwem_lib.wikitext, "strip_markup", lambda text: ""):
+    import qwem_lib.corpus.wikitext
+    with mock.patch.object(qwem_lib.corpus.wikitext, "strip_markup", lambda text: ""):
         _, _, base = run(dump, "fast", args.pages)  # reading and XML alone
 
     print(f"\n{'stripper':18s} {'pages':>6s} {'words':>10s} {'seconds':>8s} "

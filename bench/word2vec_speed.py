@@ -101,7 +101,7 @@ def gensim_train(args, ids, vocab_words) -> dict:
     from gensim.models import Word2Vec
 
     from qwem_lib.compare import gensim_sentences
-    from qwem_lib.sgns_cpu import MIN_LR_RATIO
+    from qwem_lib.kernels.sgns_cpu import MIN_LR_RATIO
 
     counts = np.bincount(ids, minlength=len(vocab_words))
     sentences = gensim_sentences(ids, vocab_words)

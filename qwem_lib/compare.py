@@ -11,7 +11,7 @@ corpus file (reading and tokenising included, no cache reused) and what it recor
   implementation most people use, on exactly our token stream and vocabulary;
 - :func:`qwem_run`: QWEM trained by gradient descent (:func:`qwem_lib.train.train`).
 
-With ``cache=True`` a run is stored under ``cache_dir()/runs`` (:mod:`qwem_lib.cache`)
+With ``cache=True`` a run is stored under ``cache_dir()/runs`` (:mod:`qwem_lib.runtime.cache`)
 keyed by everything that determines it (the corpus by its content, every setting,
 the library code), and read back instead of recomputed; the stored ``seconds`` are
 those of the run that made it.  ``cache="refresh"`` always recomputes (to time it)
@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import cache as cache_mod
-from ._repr import short_repr
-from .errors import QwemError
+from .corpus.data import corpus_identity
+from .runtime import cache as cache_mod
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
 
 __all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run",
            "closed_form_process_run", "word2vec_run", "gensim_run", "qwem_run",
@@ -67,7 +68,7 @@ class Run:
         Wall time of the whole method when it ran (not when read from the cache).
     info : dict
         Method-specific facts (settings, eigenvalues, steps, ...).
-    history : qwem_lib.history.History or None
+    history : qwem_lib.runtime.history.History or None
         Checkpoints of a training run.
     cached : bool
         Whether this object was read from the cache.
@@ -101,7 +102,7 @@ def _cached(kind: str, name: str, key: dict, compute, cache) -> Run:
 
 def _run(z, name: str, hit: bool) -> Run:
     """A :class:`Run` from its stored arrays."""
-    from .history import History
+    from .runtime.history import History
 
     hist = str(z["history"])
     # W as a later call sees it (stored in float32), whether computed now or not
@@ -113,7 +114,7 @@ def _run(z, name: str, hit: bool) -> Run:
 
 
 def _tokens(corpus: str, vocab_size: int, scheme: str, cache: bool):
-    from .corpus import load_tokens
+    from .corpus.tokens import load_tokens
 
     return load_tokens(corpus, vocab_size, scheme=scheme, cache=cache,
                        progress=False)
@@ -183,7 +184,7 @@ def closed_form_process_run(config, *, device=None, cache: bool = True,
     import tempfile
     from pathlib import Path
 
-    from .devices import default_device
+    from .runtime.devices import default_device
     from .vectors import load_word2vec
 
     config.validate()
@@ -245,8 +246,8 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
     corpus), and a timed run of the same configuration, when stored, is returned
     instead.
     """
-    from .devices import default_device
-    from .sgns_cpu import default_threads
+    from .kernels.sgns_cpu import default_threads
+    from .runtime.devices import default_device
     from .word2vec import train_word2vec
 
     device = default_device(device)
@@ -274,7 +275,7 @@ def word2vec_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
                     "checkpoint_words": res.checkpoint_words,
                     "n_tokens": int(len(tokens.ids)), "timed": timed}, res.history)
 
-    key = {"corpus": cache_mod.corpus_identity(corpus), "V": vocab_size,
+    key = {"corpus": corpus_identity(corpus), "V": vocab_size,
            "scheme": scheme, "config": config.to_dict(), "checkpoints": n_checkpoints,
            "analogy": analogy, "engine": device.type, "threads": threads}
     if fraction is not None:
@@ -304,7 +305,7 @@ def gensim_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
     except ImportError:
         raise QwemError("gensim is not installed; it is needed only for the "
                         "reference runs: pip install gensim") from None
-    from .sgns_cpu import MIN_LR_RATIO
+    from .kernels.sgns_cpu import MIN_LR_RATIO
 
     if config.tied:
         raise QwemError("gensim trains untied vectors; use a Word2VecConfig with "
@@ -334,7 +335,7 @@ def gensim_run(corpus: str, vocab_size: int, config, *, scheme: str = "auto",
 
     import gensim
 
-    key = {"corpus": cache_mod.corpus_identity(corpus), "V": vocab_size,
+    key = {"corpus": corpus_identity(corpus), "V": vocab_size,
            "scheme": scheme, "config": config.to_dict(), "workers": workers,
            "gensim": gensim.__version__}
     return _cached("gensim", name, key, compute, cache)

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._repr import short_repr
-from .errors import QwemError
-from .targets import _real
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
+from .runtime.options import check_real
 
 __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "sequential_init_projection", "init_scale_to_s2",
@@ -58,8 +58,6 @@ __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "discrete_mode_trajectory"]
 
 _F64 = torch.float64
-
-
 
 
 def _t64(x) -> torch.Tensor:
@@ -239,7 +237,7 @@ def init_scale_to_s2(scale: float, embed_dim: int | None = None,
     QwemError
         If ``scale`` is not a finite number > 0 (W0 = 0 never trains).
     """
-    scale = _real(scale, "init_scale (--init-scale)", gt=0)
+    scale = check_real(scale, "init_scale (--init-scale)", gt=0)
     return scale ** 2
 
 
@@ -253,7 +251,7 @@ def random_init(vocab_size: int, embed_dim: int, scale: float, *,
     -------
     W0 : (V, d) tensor, with ``E||W0||_F^2 / V = scale^2``
     """
-    scale = _real(scale, "init_scale (--init-scale)", ge=0)
+    scale = check_real(scale, "init_scale (--init-scale)", ge=0)
     W = torch.randn(vocab_size, embed_dim, dtype=dtype, device=device,
                     generator=generator)
     return W * (scale / embed_dim ** 0.5)
@@ -309,15 +307,15 @@ def flow_time_per_step(lr: float, loss_scale: float = 1.0) -> float:
 
     ``loss_scale`` is c in ``F = c · ¼||W W^T - M*||_F^2 + const`` (module docstring).
     """
-    lr = _real(lr, "lr (--lr)", gt=0)
-    loss_scale = _real(loss_scale, "loss_scale", gt=0)
+    lr = check_real(lr, "lr (--lr)", gt=0)
+    loss_scale = check_real(loss_scale, "loss_scale", gt=0)
     return 2.0 * lr * loss_scale
 
 
 def paper_loss_scale(vocab_size: int, mstar_sq_mean: float) -> float:
     """Loss scale of the paper's normalised loss: ``2 / (V^2 mean(M*^2))``."""
-    mstar_sq_mean = _real(mstar_sq_mean, "mean(M*^2), mstar_sq_mean", gt=0)
-    vocab_size = _real(vocab_size, "vocab_size", gt=0)
+    mstar_sq_mean = check_real(mstar_sq_mean, "mean(M*^2), mstar_sq_mean", gt=0)
+    vocab_size = check_real(vocab_size, "vocab_size", gt=0)
     return 2.0 / (vocab_size ** 2 * mstar_sq_mean)
 
 
@@ -396,7 +394,7 @@ def stable_lr(eigvals, *, lam_min: float | None = None, loss_scale: float = 1.0,
         raise QwemError("stable_lr needs at least one eigenvalue")
     if not 0 < safety < 1:
         raise QwemError(f"safety must be in (0, 1), got {safety}")
-    loss_scale = _real(loss_scale, "loss_scale", gt=0)
+    loss_scale = check_real(loss_scale, "loss_scale", gt=0)
     l1 = float(lam.max())
     lmin = float(lam.min()) if lam_min is None else float(lam_min)
     kappa = max(2.0 * l1, l1 - lmin, -lmin)
@@ -559,8 +557,8 @@ def discrete_mode_trajectory(steps, lam, s2_0, lr: float, *,
     n = np.asarray(steps)
     if n.size and (not np.issubdtype(n.dtype, np.integer) or (n < 0).any()):
         raise QwemError("steps must be integers >= 0")
-    lr = _real(lr, "lr (--lr)", gt=0)
-    loss_scale = _real(loss_scale, "loss_scale", gt=0)
+    lr = check_real(lr, "lr (--lr)", gt=0)
+    loss_scale = check_real(loss_scale, "loss_scale", gt=0)
     lam, s2 = torch.broadcast_tensors(_t64(lam), _t64(s2_0))
     if (s2 < 0).any():
         raise QwemError("initial squared singular values s2_0 must be >= 0")

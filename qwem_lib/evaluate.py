@@ -33,9 +33,9 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from qwem_lib._repr import short_repr
-from qwem_lib.data import eval_path
-from qwem_lib.errors import QwemError
+from .corpus.data import eval_path
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
 
 __all__ = [
     "AnalogyResult",

@@ -45,13 +45,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._repr import short_repr
-from .errors import QwemError
-from .targets import _real, m_star, negative_probs
+from .corpus.subsampling import (MIN_SUBSAMPLE, check_subsample, keep_probs,
+                                 subsample_keep_probs)
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
+from .runtime.options import LOSSES, REWEIGHTINGS, check_real
+from .targets import m_star, negative_probs
 
 __all__ = ["sgns_pos", "sgns_neg", "qwem_pos", "qwem_neg", "pair_losses",
            "sampled_loss", "Reweighting", "reweighting", "subsample_keep_probs",
@@ -59,8 +61,6 @@ __all__ = ["sgns_pos", "sgns_neg", "qwem_pos", "qwem_neg", "pair_losses",
            "expected_grad", "quartic_minus_frobenius",
            "REWEIGHTINGS", "LOSSES"]
 
-LOSSES = ("qwem", "sgns")
-REWEIGHTINGS = ("setting31", "uniform", "word2vec")
 _BLOCK = 1024
 
 
@@ -321,56 +321,6 @@ def _psi_full(psi, V, like):
     return psi
 
 
-def subsample_keep_probs(unigram: torch.Tensor, t: float = 1e-5) -> torch.Tensor:
-    """word2vec's subsampling keep probability ``min(1, sqrt(t/P_i) + t/P_i)``.
-
-    Parameters
-    ----------
-    unigram : (V,) tensor
-    t : float
-        Threshold (word2vec's ``sample``; the paper uses 1e-5).
-
-    Returns
-    -------
-    (V,) tensor in (0, 1]
-    """
-    t = _real(t, "the subsampling threshold t (--subsample)", gt=0)
-    r = t / unigram
-    return torch.clamp(r.sqrt() + r, max=1.0)
-
-
-# Below this a subsampling threshold keeps almost nothing: a word of frequency f is
-# kept with probability about sqrt(t/f), so t = 1e-300 empties any corpus, and the
-# error would then blame the corpus instead of the threshold.
-MIN_SUBSAMPLE = 1e-12
-
-
-def check_subsample(t: float, name: str = "subsample (--subsample)") -> None:
-    """Refuse a positive subsampling threshold below :data:`MIN_SUBSAMPLE` (0, no
-    subsampling, passes), in one line naming ``name``."""
-    if 0 < t < MIN_SUBSAMPLE:
-        raise QwemError(f"{name} must be 0 (none) or at least {MIN_SUBSAMPLE:g}, got "
-                        f"{t:g}: a word of frequency f is kept with probability "
-                        "about sqrt(t/f), so a smaller threshold discards almost "
-                        "every token (word2vec uses 1e-3 to 1e-5)")
-
-
-def keep_probs(counts, t: float) -> torch.Tensor:
-    """word2vec's subsampling keep probability of each word, ``(V,)`` float64.
-
-    ``p_w = min(1, (sqrt(f_w/t) + 1) · t/f_w)`` with ``f_w = count_w / Σ count``,
-    i.e. :func:`qwem_lib.losses.subsample_keep_probs` of the counts' unigram.  ``t = 0``
-    keeps everything.  Words with count 0 get 1 (they never occur).
-    """
-    t = _real(t, "subsample (--subsample)", ge=0)
-    c = torch.as_tensor(np.asarray(counts, dtype=np.float64))
-    if t == 0:
-        return torch.ones_like(c)
-    f = c / c.sum()
-    return torch.where(f > 0, subsample_keep_probs(f.clamp_min(1e-300), t),
-                       torch.ones_like(f))
-
-
 def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
                 negatives: float = 1.0, subsample_t: float = 1e-5,
                 neg_power: float | None = None) -> Reweighting:
@@ -410,10 +360,10 @@ def reweighting(name: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     if name not in REWEIGHTINGS:
         raise QwemError(f"unknown reweighting {name!r}; use one of "
                         f"{', '.join(REWEIGHTINGS)}")
-    negatives = _real(negatives, "negatives (k, --negatives)", gt=0)
+    negatives = check_real(negatives, "negatives (k, --negatives)", gt=0)
     if neg_power is None:
         neg_power = 0.75 if name == "word2vec" else 1.0
-    neg_power = _real(neg_power, "neg_power (--neg-power)")
+    neg_power = check_real(neg_power, "neg_power (--neg-power)")
     neg = negative_probs(unigram, neg_power)
     if name == "setting31":
         return Reweighting(name, None, None, neg, negatives, neg_power, inverse_g=True)
@@ -440,7 +390,7 @@ def _resolve(unigram, reweight, psi_pos, psi_neg, negatives, neg_dist) -> Reweig
 
 def _plain_cpu(x: torch.Tensor, *others) -> bool:
     """Whether ``x`` and ``others`` are CPU tensors of one float dtype (x's), outside
-    autograd: what the compiled kernels (:mod:`qwem_lib._pair_kernel`) take."""
+    autograd: what the compiled kernels (:mod:`qwem_lib.kernels._pair`) take."""
     return (x.device.type == "cpu" and not x.requires_grad
             and x.dtype in (torch.float32, torch.float64)
             and all(isinstance(t, torch.Tensor) and t.device.type == "cpu"
@@ -448,14 +398,14 @@ def _plain_cpu(x: torch.Tensor, *others) -> bool:
 
 
 def _compiled(x: torch.Tensor, a, b) -> bool:
-    """Whether a block goes to the compiled kernel (:mod:`qwem_lib._pair_kernel`):
+    """Whether a block goes to the compiled kernel (:mod:`qwem_lib.kernels._pair`):
     :func:`_plain_cpu` tensors of one shape; else torch evaluates it."""
     return _plain_cpu(x, a, b) and a.shape == b.shape == x.shape
 
 
 def _fused_unit_g(Wc: torch.Tensor, P_ij, unigram, rw: Reweighting) -> bool:
     """Whether :func:`expected_loss` forms Setting 3.1's weights inside the compiled
-    pass (:func:`qwem_lib._pair_kernel.block_loss_unit_g`): :func:`_plain_cpu`
+    pass (:func:`qwem_lib.kernels._pair.block_loss_unit_g`): :func:`_plain_cpu`
     contiguous inputs, weights not stored."""
     inputs = (P_ij, unigram, rw.neg_dist)
     return (rw.inverse_g and rw.dense is None and _plain_cpu(Wc, *inputs)
@@ -511,7 +461,7 @@ def expected_loss(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
         i1 = min(i0 + block_size, V)
         x = Wc[i0:i1] @ Wc.T
         if fused:  # Setting 3.1: weights formed in the kernel's pass
-            from ._pair_kernel import block_loss_unit_g
+            from .kernels._pair import block_loss_unit_g
 
             total = total + block_loss_unit_g(
                 x.numpy(), P_ij[i0:i1].numpy(), unigram.numpy(),
@@ -520,7 +470,7 @@ def expected_loss(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
             continue
         a, b = rw.weight_rows(P_ij, unigram, i0, i1)
         if _compiled(x, a, b):
-            from ._pair_kernel import block_loss
+            from .kernels._pair import block_loss
 
             total = total + block_loss(x.numpy(), a.numpy(), b.numpy(), loss,
                                        torch.get_num_threads())
@@ -557,7 +507,7 @@ def expected_grad(W: torch.Tensor, P_ij: torch.Tensor, unigram: torch.Tensor,
             a, b = rw.weight_rows(P_ij, unigram, i0, i1)
             x = Wc[i0:i1] @ Wc.T
             if _compiled(x, a, b):
-                from ._pair_kernel import block_grad
+                from .kernels._pair import block_grad
 
                 block_grad(x.numpy(), a.numpy(), b.numpy(), loss,
                            torch.get_num_threads())

@@ -5,7 +5,7 @@ and Linear Structure in Word2Vec-like Models*, NeurIPS 2025, arXiv 2502.09863.
 
 The book quotes the paper only through this table: a chapter glues ``paper.value(key)``
 into its prose (``book.Results.glue``), and the page "The paper, result by result"
-(:mod:`qwem_lib.ledger`) compares each with the book's own result.  Nothing here is
+(:mod:`qwem_lib.book.ledger`) compares each with the book's own result.  Nothing here is
 computed; each entry is a number as printed in the paper, with its reference.
 """
 

@@ -7,7 +7,6 @@ This is what ``qwem embed`` runs, what the chapters call and what ``bench/`` tim
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from contextlib import contextmanager
@@ -16,27 +15,27 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import cache as cache_mod
-from . import corpus as corpus_mod
-from ._repr import short_repr
-from .cooccurrence import count_pairs, window_weights
-from .devices import default_device
-from .errors import QwemError
-from .losses import check_subsample, keep_probs
+from .corpus.cooccurrence import count_pairs, window_weights
+from .corpus.data import corpus_identity
+from .corpus.subsampling import check_subsample, keep_probs
+from .corpus.tokens import load_tokens
+from .runtime import cache as cache_mod
+from .runtime._repr import short_repr
+from .runtime.devices import default_device
+from .runtime.errors import QwemError
+from .runtime.options import ENGINES, METHODS, check_choice, check_int, check_real
 from .spectral import EighResult, eigenbasis, embeddings_from_eig, top_eigh
 from .targets import pair_probs, target
 
 __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
            "statistics", "closed_form", "closed_forms", "require_memory"]
 
-METHODS = ("mstar", "ppmi", "pmi")
-ENGINES = ("auto", "dense", "sparse")
 # From this vocabulary size on, "auto" counts into sparse matrices and solves with the
 # matrix-free operator M* = S - 2·11ᵀ (targets.SparseTarget); below it the dense
 # V x V path is faster (bench/README.md, "Large vocabularies").
 SPARSE_FROM_V = 15_000
 # Bump when the eigensolver's defaults or accuracy change: it is part of cache keys
-# (which also hold a fingerprint of the code, _CODE: see qwem_lib.cache).
+# (which also hold a fingerprint of the code, _CODE: see qwem_lib.runtime.cache).
 _SOLVER_VERSION = "block-krylov-3"
 _CODE = ("qwem_lib.pipeline",)
 
@@ -60,9 +59,9 @@ class EmbedConfig:
     Attributes
     ----------
     corpus : str or tuple of str
-        Registry name or path (see ``qwem_lib.data.CORPORA``); a folder, a glob or
+        Registry name or path (see ``qwem_lib.corpus.data.CORPORA``); a folder, a glob or
         several files make a corpus of several files, counted file by file
-        (:mod:`qwem_lib.shards`; windows do not cross files).
+        (:mod:`qwem_lib.corpus.shards`; windows do not cross files).
     vocab_size, embed_dim : int
         V and d (the paper: 10,000 and 200).
     method : {"mstar", "ppmi", "pmi"}
@@ -143,51 +142,29 @@ class EmbedConfig:
                 and all(isinstance(c, str) for c in self.corpus))):
             raise QwemError(f"corpus must be a registry name, a path, a folder, a glob "
                             f"or several of them, got {self.corpus!r}")
-        for name, flag in (("negatives", "--negatives"), ("neg_power", "--neg-power"),
-                           ("subsample", "--subsample"),
-                           ("weight_power", "--weight-power")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise QwemError(f"{name} ({flag}) must be a finite number, got "
-                                f"{value!r}")
-        if self.engine not in ENGINES:
-            raise QwemError(f"unknown engine {self.engine!r}; use one of "
-                            f"{', '.join(ENGINES)}")
-        if self.method not in METHODS:
-            raise QwemError(f"unknown method {self.method!r}; use one of "
-                            f"{', '.join(METHODS)}")
-        for name in ("vocab_size", "embed_dim"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise QwemError(f"{name} must be a positive integer, got {v!r}")
+        for name, flag, low in (("negatives", "--negatives", {"gt": 0}),
+                                ("neg_power", "--neg-power", {}),
+                                ("subsample", "--subsample", {"ge": 0}),
+                                ("weight_power", "--weight-power", {"ge": 0})):
+            check_real(getattr(self, name), name, flag, **low)
+        check_choice(self.engine, "engine", ENGINES, "--engine")
+        check_choice(self.method, "method", METHODS, "--method")
+        for name, flag in (("vocab_size", "--vocab-size"), ("embed_dim", "--dim"),
+                           ("subsample_draws", "--subsample-draws")):
+            check_int(getattr(self, name), name, flag)
         if self.embed_dim >= self.vocab_size:
             raise QwemError(f"the dimension d={self.embed_dim} must be smaller than the "
                             f"vocabulary size V={self.vocab_size}; choose --dim < "
                             "--vocab-size")
         window_weights(self.context_len, self.weighting)
-        if not self.negatives > 0:
-            raise QwemError(f"negatives (--negatives) must be > 0, got "
-                            f"{self.negatives}")
-        if not (isinstance(self.subsample, (int, float)) and self.subsample >= 0):
-            raise QwemError(f"subsample must be >= 0 (0: none), got "
-                            f"{self.subsample!r}")
         check_subsample(self.subsample)
-        if isinstance(self.subsample_draws, bool) or not isinstance(
-                self.subsample_draws, (int, np.integer)) or self.subsample_draws < 1:
-            raise QwemError(f"subsample_draws must be a positive integer, got "
-                            f"{self.subsample_draws!r}")
-        if not (isinstance(self.weight_power, (int, float))
-                and 0 <= self.weight_power < float("inf")):
-            raise QwemError(f"weight_power must be a finite number >= 0 (0: Setting "
-                            f"3.1), got {self.weight_power!r}")
 
     def key(self) -> dict:
         """What results of this configuration depend on, for cache keys
-        (:mod:`qwem_lib.cache`): every setting, and the corpus by its content
-        (:func:`qwem_lib.cache.corpus_identity`), not by its name."""
+        (:mod:`qwem_lib.runtime.cache`): every setting, and the corpus by its content
+        (:func:`qwem_lib.corpus.data.corpus_identity`), not by its name."""
         fields = asdict(self)
-        fields["corpus"] = cache_mod.corpus_identity(self.corpus)
+        fields["corpus"] = corpus_identity(self.corpus)
         fields["engine"] = self.resolved_engine()
         return fields | {"solver": _SOLVER_VERSION}
 
@@ -277,12 +254,12 @@ class ClosedForm:
 def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
                    eigen: bool = True) -> None:
     """Refuse, before any work, a configuration whose dense V x V stages would not fit
-    in the memory available (:func:`qwem_lib.memory.require_dense`).
+    in the memory available (:func:`qwem_lib.runtime.memory.require_dense`).
 
     ``keep_pairs``: P_ij is kept beside the target (the trainers' inputs); ``eigen``:
     the top ``embed_dim`` eigenpairs are computed.
     """
-    from .memory import require_dense
+    from .runtime.memory import require_dense
 
     if config.resolved_engine() == "sparse":
         # The counts are checked by count_pairs_sparse once their size is known,
@@ -302,7 +279,7 @@ def require_memory(config: EmbedConfig, device, *, keep_pairs: bool = False,
 def _require_krylov(config: EmbedConfig, device, extra: float = 0.0) -> None:
     """The sparse eigensolver's basis, its image and six (V, b) blocks in float64,
     plus ``extra`` bytes (the operator's float32 working copy, once known)."""
-    from .memory import require
+    from .runtime.memory import require
 
     b = min(config.embed_dim + max(16, config.embed_dim // 3), config.vocab_size)
     need = (2 * _KRYLOV_BLOCKS + 6) * b * config.vocab_size * 8.0 + extra
@@ -315,15 +292,15 @@ def _require_krylov(config: EmbedConfig, device, extra: float = 0.0) -> None:
 def _tokens(config: EmbedConfig, watch: Stopwatch, cache: bool, progress: bool):
     """The corpus's in-vocabulary token ids (stage "read+tokenise")."""
     with watch.stage("read+tokenise"):
-        return corpus_mod.load_tokens(config.corpus, config.vocab_size,
+        return load_tokens(config.corpus, config.vocab_size,
                                       scheme=config.scheme,
                                       min_article_tokens=config.min_article_tokens,
                                       cache=cache, progress=progress)
 
 
 def _sharded(config: EmbedConfig, cluster) -> bool:
-    """Counted file by file (qwem_lib.shards): on a cluster, or several files."""
-    from .shards import is_sharded
+    """Counted file by file (qwem_lib.corpus.shards): on a cluster, or several files."""
+    from .corpus.shards import is_sharded
 
     return cluster is not None or is_sharded(config.corpus)
 
@@ -331,7 +308,7 @@ def _sharded(config: EmbedConfig, cluster) -> bool:
 def _count_shards(config: EmbedConfig, cluster, watch: Stopwatch, cache: bool,
                   progress: bool):
     """The vocabulary and sparse counts of a corpus of several files."""
-    from .shards import count_corpus
+    from .corpus.shards import count_corpus
 
     return count_corpus(config, cluster=cluster, progress=progress, cache=cache,
                         stage=watch.stage)
@@ -343,12 +320,12 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     """Tokens, then the pair distribution P_ij and unigram P_i of ``config``.
 
     A corpus of several files (or any corpus with ``cluster``) is counted file by
-    file (:func:`qwem_lib.shards.count_corpus`), on the Dask cluster ``cluster``
+    file (:func:`qwem_lib.corpus.shards.count_corpus`), on the Dask cluster ``cluster``
     (an address, ``"local:N"`` or a ``distributed.Client``) when given.
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.corpus.shards.CorpusCounts
         The latter (vocabulary and token counts, no token array) for a corpus
         counted file by file.
     P_ij : (V, V) float64 tensor on ``device``
@@ -397,7 +374,7 @@ def _count(ids, config: EmbedConfig, device, progress: bool) -> torch.Tensor:
 
 def _count_sparse(ids, config: EmbedConfig, progress: bool):
     """Sparse window counts of ``ids`` (scipy CSR), summed over the subsamplings."""
-    from .cooccurrence import count_pairs_sparse
+    from .corpus.cooccurrence import count_pairs_sparse
 
     total = None
     for kept in _draws(ids, config):
@@ -414,12 +391,12 @@ def sparse_statistics(config: EmbedConfig, *, device=None, progress: bool = True
     """Tokens, then the target of ``config`` as a matrix-free sparse operator.
 
     Memory grows with the observed pairs, not with V²: the counts are sparse
-    (:func:`qwem_lib.cooccurrence.count_pairs_sparse`) and become the operator's
+    (:func:`qwem_lib.corpus.cooccurrence.count_pairs_sparse`) and become the operator's
     values in place (:func:`qwem_lib.targets.sparse_target`).
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.corpus.shards.CorpusCounts
         (see :func:`pair_statistics`; ``cluster`` as there)
     M : qwem_lib.targets.SparseTarget
         M* (``S - 2·aaᵀ``), PPMI or PMI; ``ΓMΓ`` when ``config.weight_power`` is set.
@@ -450,7 +427,7 @@ def statistics(config: EmbedConfig, *, device=None, progress: bool = True,
 
     Returns
     -------
-    tokens : qwem_lib.corpus.TokenData, or qwem_lib.shards.CorpusCounts
+    tokens : qwem_lib.corpus.TokenData, or qwem_lib.corpus.shards.CorpusCounts
         (see :func:`pair_statistics`; ``cluster`` as there)
     M : (V, V) float64 tensor on ``device``, or a SparseTarget
         M*, PPMI or PMI as ``config.method`` says; with the sparse engine
@@ -619,7 +596,7 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     watch : Stopwatch, optional
         Collects stage timings (a new one otherwise).
     cluster : str or distributed.Client, optional
-        Count the corpus's files on this Dask cluster (:mod:`qwem_lib.shards`):
+        Count the corpus's files on this Dask cluster (:mod:`qwem_lib.corpus.shards`):
         a scheduler's address, ``"local:N"``, or a Client.  The result is the same
         as without (bit for bit up to the counts, which are exact), and so is its
         cache entry.

@@ -40,10 +40,10 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize
 
-from ._repr import short_repr
 from .dynamics import mode_trajectory
-from .errors import QwemError
 from .evaluate import _check, _word_index, analogy_pairs
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
 
 __all__ = ["TaskVectors", "task_vectors", "principal_axes", "category_report",
            "gram_spectrum", "mp_edges", "mp_pdf",

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._repr import short_repr
-from .errors import QwemError
+from .runtime._repr import short_repr
+from .runtime.errors import QwemError
 
 __all__ = ["EighResult", "top_eigh", "eigenbasis", "embeddings_from_eig",
            "closed_form_embeddings"]
@@ -241,7 +241,7 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
         return EighResult(w, U, res, V, 0)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     X = torch.randn(V, b, generator=gen, dtype=dtype).to(device)
-    from .progress import bar as progress_bar
+    from .runtime.progress import bar as progress_bar
 
     bar = progress_bar(progress, total=k, desc="eigenpairs", unit="pair")
     try:
@@ -288,8 +288,6 @@ def closed_form_embeddings(M: torch.Tensor, d: int, **kw) -> tuple[torch.Tensor,
     return embeddings_from_eig(eig.eigvals, eig.eigvecs), eig
 
 
-
-
 def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
                progress: bool = False,
                timings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,7 +317,7 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
     if cache or (cache is None and M.shape[0] >= _CACHE_MIN_V):
         import hashlib
 
-        from . import cache as cache_mod
+        from .runtime import cache as cache_mod
 
         h = hashlib.sha256(np.ascontiguousarray(M64.cpu().numpy()).data)
         key = {"M": h.hexdigest(), "shape": list(M.shape),
@@ -331,7 +329,7 @@ def eigenbasis(M: torch.Tensor, *, cache: bool | None = None,
                 timings["eigenbasis cached"] = True
             return (torch.from_numpy(entry["eigvals"]).to(M.device),
                     torch.from_numpy(entry["eigvecs"]).to(M.device))
-    from .progress import note
+    from .runtime.progress import note
 
     note(f"eigendecomposition of a {M.shape[0]} x {M.shape[0]} matrix ...", progress)
     t0 = time.perf_counter()

@@ -8,15 +8,15 @@ so the only large allocation is the output (which may be the input itself, with
 from __future__ import annotations
 
 import math
-import numbers
 import time
 
 import numpy as np
 import torch
 
-from ._threads import run_rows
-from .errors import QwemError
-from .memory import require_dense
+from .kernels.threads import run_rows
+from .runtime.errors import QwemError
+from .runtime.memory import require_dense
+from .runtime.options import check_real
 
 __all__ = ["pair_probs", "negative_probs", "m_star", "pmi", "ppmi", "SparseTarget",
            "sparse_target",
@@ -29,20 +29,6 @@ _BLOCK = 64   # rows per block: temporaries stay in cache
 _NEW_BYTES = 8.5
 _K = "negatives (k, --negatives)"
 _ALPHA = "neg_power (--neg-power)"
-
-
-def _real(value, name: str, *, gt: float | None = None,
-          ge: float | None = None) -> float:
-    """``value`` as a float if it is a finite number ``> gt`` / ``>= ge`` (Python or
-    numpy numbers; not bools), else a one-line :class:`QwemError` naming ``name``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (gt is None or v > gt) and (ge is None or v >= ge):
-            return v
-    bound = f" > {gt:g}" if gt is not None else f" >= {ge:g}" if ge is not None else ""
-    shown = value.item() if hasattr(value, "item") and not isinstance(value, str) \
-        and getattr(value, "ndim", 1) == 0 else value
-    raise QwemError(f"{name} must be a finite number{bound}, got {shown!r}")
 
 
 def _check_square(name: str, A: torch.Tensor) -> None:
@@ -95,7 +81,7 @@ def pair_probs(counts: torch.Tensor, *, out: torch.Tensor | None = None
 
 def negative_probs(unigram: torch.Tensor, power: float = 1.0) -> torch.Tensor:
     """Distribution of negative contexts: ``P_j^power`` renormalised (word2vec: 3/4)."""
-    power = _real(power, _ALPHA)
+    power = check_real(power, _ALPHA)
     if power == 1.0:
         return unigram
     q = unigram.pow(power)
@@ -147,7 +133,7 @@ def m_star(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
     """
     _check_square("P_ij", P_ij)
     _check_probs("P_ij", P_ij)
-    negatives = _real(negatives, _K, gt=0)
+    negatives = check_real(negatives, _K, gt=0)
     V = P_ij.shape[0]
     neg = negative_probs(unigram, neg_power)
     if out is None:
@@ -194,7 +180,7 @@ def setting31_weights(P_ij: torch.Tensor, unigram: torch.Tensor,
     psi : (V, V) float64
     """
     _check_square("P_ij", P_ij)
-    negatives = _real(negatives, _K, gt=0)
+    negatives = check_real(negatives, _K, gt=0)
     return 1.0 / (P_ij + negatives * unigram[:, None] * unigram[None, :])
 
 
@@ -212,7 +198,7 @@ def pmi(P_ij: torch.Tensor, unigram: torch.Tensor, *, negatives: float = 1.0,
     (V, V) float64
     """
     _check_square("P_ij", P_ij)
-    negatives = _real(negatives, _K, gt=0)
+    negatives = check_real(negatives, _K, gt=0)
     V = P_ij.shape[0]
     neg = negative_probs(unigram, neg_power)
     if out is None:
@@ -258,8 +244,6 @@ def target(method: str, P_ij: torch.Tensor, unigram: torch.Tensor, *,
 def artanh_pmi(m: torch.Tensor) -> torch.Tensor:
     """PMI as a function of M* under Setting 3.1: ``2 artanh(M*/2)`` (paper, Thm. 1)."""
     return 2.0 * torch.atanh(m / 2.0)
-
-
 
 
 # --------------------------------------------------------------- sparse targets (large V)
@@ -347,7 +331,7 @@ class SparseTarget:
                             f"operator {self.shape[0]}")
         t0 = time.perf_counter()
         if self.engine == "kernel":
-            from ._sparse_kernel import spmm_rows
+            from .kernels._sparse import spmm_rows
 
             Xn = np.ascontiguousarray(X2.detach().cpu().numpy(), dtype=self.data.dtype)
             Yn = np.empty_like(Xn)
@@ -390,7 +374,7 @@ class SparseTarget:
 
     def to_dense(self) -> torch.Tensor:
         """M as a dense (V, V) float64 tensor (small V: tests and the dense fallback)."""
-        from .memory import require_dense
+        from .runtime.memory import require_dense
 
         require_dense(self.shape[0], 8.0, torch.device("cpu"),
                       what="a dense copy of the sparse target")
@@ -420,7 +404,7 @@ def sparse_target(method: str, counts, *, negatives: float = 1.0,
     ----------
     method : {"mstar", "pmi", "ppmi"}
     counts : scipy.sparse.csr_matrix (V, V), float64, symmetric
-        From :func:`qwem_lib.cooccurrence.count_pairs_sparse`; its ``data`` is
+        From :func:`qwem_lib.corpus.cooccurrence.count_pairs_sparse`; its ``data`` is
         overwritten.
     negatives, neg_power : float
         k and the smoothing exponent of the negative distribution.
@@ -435,13 +419,13 @@ def sparse_target(method: str, counts, *, negatives: float = 1.0,
     unigram : (V,) float64 ndarray
         ``P_i = Σ_j P_ij``.
     """
-    from ._sparse_kernel import MSTAR, PMI, PPMI, scale_values, target_values
+    from .kernels._sparse import MSTAR, PMI, PPMI, scale_values, target_values
 
     codes = {"mstar": MSTAR, "pmi": PMI, "ppmi": PPMI}
     if method not in codes:
         raise QwemError(f"unknown method {method!r}; use mstar, ppmi or pmi")
-    negatives = _real(negatives, _K, gt=0)
-    neg_power = _real(neg_power, _ALPHA)
+    negatives = check_real(negatives, _K, gt=0)
+    neg_power = check_real(neg_power, _ALPHA)
     V = counts.shape[0]
     indptr, indices, data = counts.indptr, counts.indices, counts.data
     total = float(data.sum(dtype=np.float64))

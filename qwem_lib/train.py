@@ -1,7 +1,7 @@
 """Training QWEM (or SGNS) embeddings by gradient descent, with checkpoints and history.
 
 Karkada et al., arXiv 2502.09863.  One trainer, two modes, sharing
-:class:`qwem_lib.history.History` and the checkpoint format (:mod:`qwem_lib.history`):
+:class:`qwem_lib.runtime.history.History` and the checkpoint format (:mod:`qwem_lib.runtime.history`):
 
 * **full batch** (``batch_size=None``): gradient descent on the expected loss
   ``L(W) = sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``
@@ -30,10 +30,10 @@ accuracy (:func:`qwem_lib.evaluate.analogy_paper`).  With ``out_dir`` the full s
 every checkpoint, and ``resume=True`` continues from it bit for bit; the checkpoint
 records the configuration, the device, the caller's ``run_info`` and a SHA-256 of
 P_ij and the unigram, and a resume with any of them different is refused naming
-what differs (:func:`qwem_lib.history.load_checkpoint`).  A folder holding another
+what differs (:func:`qwem_lib.runtime.history.load_checkpoint`).  A folder holding another
 run's files is refused unless ``resume`` or ``overwrite``
-(:func:`qwem_lib.history.prepare_run_dir`), and a run whose dense work would not
-fit in memory is refused before it starts (:mod:`qwem_lib.memory`).
+(:func:`qwem_lib.runtime.history.prepare_run_dir`), and a run whose dense work would not
+fit in memory is refused before it starts (:mod:`qwem_lib.runtime.memory`).
 """
 
 from __future__ import annotations
@@ -46,17 +46,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._repr import short_repr
-from ._threads import torch_threads, torch_threads_for
-from .devices import default_device
 from .dynamics import (flow_time_per_step, init_projection, random_init, stable_lr,
                        timescales)
-from .errors import QwemError
-from .history import (History, TrainResult, data_fingerprint, diverged_error,
-                      load_checkpoint, prepare_run_dir, save_checkpoint)
+from .kernels.threads import torch_threads, torch_threads_for
 from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, check_subsample,
                      expected_grad, expected_loss, reweighting)
-from .memory import require_dense
+from .runtime._repr import short_repr
+from .runtime.devices import default_device
+from .runtime.errors import QwemError
+from .runtime.history import (History, data_fingerprint, diverged_error,
+                              load_checkpoint, prepare_run_dir, save_checkpoint)
+from .runtime.memory import require_dense
+from .runtime.options import check_choice, check_int, check_real, check_seed
 from .spectral import eigenbasis, top_eigh
 
 __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
@@ -85,83 +86,6 @@ def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
             + ("its square underflows to 0, and W = 0 never trains"
                if init_scale < lo else "the products W W^T and the loss overflow")
             + f"; {usual}")
-
-
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed and numpy take seeds up to here
-
-
-def _label(name: str, flag: str | None) -> str:
-    return name if flag is None else f"{name} ({flag})"
-
-
-def _shown(v) -> str:
-    """``repr`` of a value, numpy scalars shown as the Python number they hold."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    return repr(v)
-
-
-def check_int(value, name: str, flag: str | None = None, *, lo: int = 1,
-              hi: int | None = None, auto: bool = False, none: str | None = None
-              ) -> int:
-    """``value`` as a Python int if it is an integer in ``[lo, hi]``.
-
-    numpy integers are accepted; bools, floats and strings are not.  ``auto``/``none``
-    only add the alternatives (``"auto"``, None) to the message.
-
-    Raises
-    ------
-    QwemError
-        ``"embed_dim (--dim) must be an integer >= 1, got 0"``.
-    """
-    ok = (isinstance(value, (int, np.integer))
-          and not isinstance(value, (bool, np.bool_)))
-    if ok and lo <= value and (hi is None or value <= hi):
-        return int(value)
-    what = (f"an integer >= {lo}" if hi is None else
-            f"an integer from {lo:,} to {hi:,}")
-    if auto:
-        what += " or 'auto'"
-    if none:
-        what += f" or None ({none})"
-    raise QwemError(f"{_label(name, flag)} must be {what}, got {_shown(value)}")
-
-
-def check_real(value, name: str, flag: str | None = None, *, gt: float | None = None,
-               ge: float | None = None, lt: float | None = None, auto: bool = False,
-               why: str | None = None) -> float:
-    """``value`` as a Python float if it is a finite number in the range given.
-
-    Python and numpy integers and floats are accepted; bools, strings, NaN and
-    infinities are not.
-
-    Raises
-    ------
-    QwemError
-        ``"init_scale (--init-scale) must be a finite number > 0, got 0.0"``.
-    """
-    ok = (isinstance(value, (int, float, np.integer, np.floating))
-          and not isinstance(value, (bool, np.bool_)))
-    if ok:
-        v = float(value)
-        ok = (math.isfinite(v) and (gt is None or v > gt) and (ge is None or v >= ge)
-              and (lt is None or v < lt))
-        if ok:
-            return v
-    bounds = [f"> {gt:g}" if gt is not None else None,
-              f">= {ge:g}" if ge is not None else None,
-              f"< {lt:g}" if lt is not None else None]
-    bounds = " and ".join(b for b in bounds if b)
-    what = "a finite number" + (f" {bounds}" if bounds else "")
-    if auto:
-        what += " or 'auto'"
-    tail = f" ({why})" if why else ""
-    raise QwemError(f"{_label(name, flag)} must be {what}, got {_shown(value)}{tail}")
-
-
-def check_seed(value, flag: str | None = "--seed") -> int:
-    """A seed: an integer from 0 to 2**63 - 1 (numpy integers accepted)."""
-    return check_int(value, "seed", flag, lo=0, hi=MAX_SEED)
 
 
 # ----------------------------------------------------------------------------------
@@ -214,7 +138,7 @@ class TrainConfig:
         basis (the other losses and reweightings have no such change of variables).
 
     Every field is checked when the config is made (type, finiteness, range; one
-    :class:`~qwem_lib.errors.QwemError` line naming the option and its command-line
+    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its command-line
     flag); numpy numbers are accepted and stored as Python ints and floats, so
     :meth:`to_dict` is plain JSON.
     """
@@ -238,10 +162,7 @@ class TrainConfig:
 
     def __post_init__(self):
         def choice(name, flag, allowed):
-            v = getattr(self, name)
-            if not (isinstance(v, str) and v in allowed):
-                raise QwemError(f"unknown {_label(name, flag)} {_shown(v)}; use one "
-                                f"of {', '.join(allowed)}")
+            check_choice(getattr(self, name), name, allowed, flag)
 
         def put(name, value):
             object.__setattr__(self, name, value)
@@ -251,7 +172,7 @@ class TrainConfig:
         choice("dtype", "--dtype", tuple(_DTYPES))
         if self.basis not in BASES:
             raise QwemError(f"basis must be one of {', '.join(BASES)}, got "
-                            f"{_shown(self.basis)} (--word-basis sets 'word')")
+                            f"{self.basis!r} (--word-basis sets 'word')")
         for name, flag in (("embed_dim", "--dim"), ("n_checkpoints", "--checkpoints"),
                            ("max_steps", "--max-steps")):
             put(name, check_int(getattr(self, name), name, flag))
@@ -284,6 +205,35 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------
 # learning rate, number of steps, checkpoints
 # ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """Outcome of :func:`qwem_lib.train.train`.
+
+    Attributes
+    ----------
+    W : (V, d) tensor
+        Final embeddings (on the training device).
+    history : History
+    lr : float
+        The learning rate used (resolved if ``"auto"``).
+    steps : int
+        The number of steps run (resolved if ``"auto"``).
+    dt : float
+        Flow time per step.
+    config : TrainConfig
+    """
+
+    __repr__ = short_repr
+
+    W: torch.Tensor
+    history: History
+    lr: float
+    steps: int
+    dt: float
+    config: TrainConfig
+
 
 @dataclass(frozen=True, eq=False)
 class Spectrum:
@@ -596,7 +546,7 @@ _ROW_BLOCK_BYTES = 5 * 8 * 1024  # per word of V, off the exact path
 # Off the exact path, a full-batch run up to this V stores its pair weights a and b
 # (Reweighting.materialised: 2 V^2 entries, 268 MB in float64 at the largest) instead
 # of recomputing them at every step and checkpoint; with the compiled block kernel
-# (qwem_lib._pair_kernel) this is what made chapter 7's runs cheaper (bench/README.md).
+# (qwem_lib.kernels._pair) this is what made chapter 7's runs cheaper (bench/README.md).
 _DENSE_WEIGHTS_MAX_V = 4096
 
 
@@ -615,7 +565,7 @@ def _exact_setting(config: TrainConfig, unigram: torch.Tensor) -> bool:
 def _require_memory(config: TrainConfig, P_ij, M_star, dev, need_spec: bool,
                     exact: bool):
     """Refuse up front a run whose dense work would not fit
-    (:func:`qwem_lib.memory.require_dense`, with the measured costs above)."""
+    (:func:`qwem_lib.runtime.memory.require_dense`, with the measured costs above)."""
     if config.batch_size is not None:
         path, what = "minibatch", "minibatch training"
     elif exact and config.basis != "word":
@@ -736,7 +686,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     out_dir : path, optional
         Write ``checkpoint.npz`` at every checkpoint and ``history.json`` at the end.
         A folder that holds another run's files is refused
-        (:func:`qwem_lib.history.prepare_run_dir`) unless ``resume`` or
+        (:func:`qwem_lib.runtime.history.prepare_run_dir`) unless ``resume`` or
         ``overwrite``.
     resume : bool
         Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must
@@ -745,7 +695,7 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         setting with both values.
     overwrite : bool
         Delete the files of an earlier run in ``out_dir`` (only
-        :data:`qwem_lib.history.RUN_FILES`) and start afresh.
+        :data:`qwem_lib.runtime.history.RUN_FILES`) and start afresh.
     until : int, optional
         Stop after this step (saving a checkpoint there if ``out_dir`` is given)
         instead of at the end; for interrupting a run on purpose.
@@ -781,11 +731,11 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     ------
     QwemError
         On bad input; if the dense work would not fit in the memory available
-        (:func:`qwem_lib.memory.require_dense`, checked before any work); if
+        (:func:`qwem_lib.runtime.memory.require_dense`, checked before any work); if
         ``out_dir`` holds another run, or its checkpoint belongs to another run or is
         damaged; if the loss or W becomes NaN/inf (names the step and the lr).
     """
-    from .progress import bar as progress_bar
+    from .runtime.progress import bar as progress_bar
 
     if not isinstance(config, TrainConfig):
         raise QwemError(f"config must be a TrainConfig, got {type(config).__name__}")

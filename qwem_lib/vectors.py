@@ -26,8 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
-from qwem_lib._atomic import atomic_path
-from qwem_lib.errors import QwemError
+from .runtime._atomic import atomic_path
+from .runtime.errors import QwemError
+from .runtime.options import VECTOR_FORMATS
 
 __all__ = ["check_words", "save_word2vec", "load_word2vec", "to_keyedvectors",
            "from_keyedvectors", "FORMATS"]
@@ -236,7 +237,7 @@ def save_word2vec(path: str | os.PathLike, words: Sequence[str], W) -> Path:
     return path
 
 
-FORMATS = ("auto", "text", "binary", "glove")
+FORMATS = VECTOR_FORMATS
 _COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
 _HEADER = re.compile(rb"[ \t]*(\d+)[ \t]+(\d+)[ \t]*\r?")
 _FIRST_WORD = re.compile(rb"[\r\n]*[^ \t\r\n]+[ \t]")

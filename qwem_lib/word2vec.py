@@ -25,17 +25,17 @@ What one epoch does, in word2vec's order:
 
 Two engines run it, chosen by the device:
 
-- on a CPU, the compiled kernel of :mod:`qwem_lib.sgns_cpu`: one centre at a time,
+- on a CPU, the compiled kernel of :mod:`qwem_lib.kernels.sgns_cpu`: one centre at a time,
   on several threads without locks (Hogwild), as word2vec.c; with one thread a run
   is reproducible, and resumable, bit for bit;
-- on CUDA, the batched torch steps of :mod:`qwem_lib.sgns_torch` (``batch_size``
+- on CUDA, the batched torch steps of :mod:`qwem_lib.kernels.sgns_torch` (``batch_size``
   centres a step), reproducible per device up to CUDA's atomic adds.
 
 Around either, :func:`train_word2vec` keeps the history: checkpoints log-spaced in
 words read (plus the start), each with the step, a nominal flow time ``t = Σ lr ·
 pairs``, the loss on a fixed evaluation sample of pairs, the singular values of W
 and, if ``words`` are given, the analogy accuracy, in the
-:class:`qwem_lib.history.History` format; with ``out_dir``, a checkpoint to resume
+:class:`qwem_lib.runtime.history.History` format; with ``out_dir``, a checkpoint to resume
 from.
 """
 
@@ -51,24 +51,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._repr import short_repr
-from .cooccurrence import check_window
-from .devices import default_device
-from .errors import QwemError
-from .history import History, TrainResult, diverged_error, load_checkpoint, \
-    prepare_run_dir, save_checkpoint
-from .losses import check_subsample, keep_probs
-from .sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
-from .sgns_torch import NegativeSampler, TorchSGNS, block_seed, prepare_block, \
-    window_pairs
-from .train import check_init_range, check_int, check_real, check_run_info, \
-    check_seed
+from .corpus.cooccurrence import check_window
+from .corpus.subsampling import check_subsample, keep_probs
+from .kernels.sgns_cpu import MIN_LR_RATIO, Hogwild, KernelState, default_threads
+from .kernels.sgns_torch import (NegativeSampler, TorchSGNS, block_seed, prepare_block,
+                                 window_pairs)
+from .runtime._repr import short_repr
+from .runtime.devices import default_device
+from .runtime.errors import QwemError
+from .runtime.history import (History, diverged_error, load_checkpoint, prepare_run_dir,
+                              save_checkpoint)
+from .runtime.options import TRAIN_ENGINES, check_int, check_real, check_seed
+from .train import TrainResult, check_init_range, check_run_info
 
 __all__ = ["Word2VecConfig", "Word2VecResult", "train_word2vec", "checkpoint_words",
            "ENGINES", "MAX_NEGATIVES"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-ENGINES = ("auto", "kernel", "torch")
+ENGINES = TRAIN_ENGINES
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
 _EVAL_KEY = 2**32 - 1  # in place of the epoch: the evaluation sample's stream
@@ -114,7 +114,7 @@ class Word2VecConfig:
     batch_size : int
         Torch path: kept centre positions per step (each brings up to 2L pairs).
         Larger is faster on GPU, but the summed steps of frequent words overshoot
-        (:mod:`qwem_lib.sgns_torch`) unless ``step_cap``.
+        (:mod:`qwem_lib.kernels.sgns_torch`) unless ``step_cap``.
     tied : bool
         True: one matrix, ``x = w_o · w_c`` (the paper's word2vec).  False: input W
         and output C, C initialised to zeros (word2vec's); the embeddings are W.
@@ -132,13 +132,13 @@ class Word2VecConfig:
         boundaries.  10,000 is gensim's longest sentence.
     step_cap : bool
         Torch path: cap each row's step at the minimum of the batch loss along it
-        (:func:`qwem_lib.sgns_torch.sgns_update`), so frequent words cannot
+        (:func:`qwem_lib.kernels.sgns_torch.sgns_update`), so frequent words cannot
         overshoot; False: plain summed SGD, which needs a small ``batch_size``.
 
     Every field is checked when the config is made (type, finiteness, range: window
-    1 to :data:`qwem_lib.cooccurrence.MAX_WINDOW`, negatives 1 to
+    1 to :data:`qwem_lib.corpus.cooccurrence.MAX_WINDOW`, negatives 1 to
     :data:`MAX_NEGATIVES`, seed 0 to 2**63 - 1; one
-    :class:`~qwem_lib.errors.QwemError` line naming the option and its flag); numpy
+    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its flag); numpy
     numbers are accepted and stored as Python ints and floats.
     """
 
@@ -202,7 +202,7 @@ class Word2VecConfig:
 
 @dataclass(frozen=True, eq=False)
 class Word2VecResult(TrainResult):
-    """A :class:`qwem_lib.history.TrainResult` plus what only word2vec has.
+    """A :class:`qwem_lib.runtime.history.TrainResult` plus what only word2vec has.
 
     Attributes
     ----------
@@ -336,8 +336,6 @@ def checkpoint_words(total_words: int, n: int) -> list[int]:
     """``n`` log-spaced word counts from 1 to ``total_words`` (deduplicated)."""
     pts = np.unique(np.round(np.logspace(0, np.log10(max(total_words, 1)), n)))
     return sorted({int(p) for p in pts if 1 <= p <= total_words} | {total_words})
-
-
 
 
 def _meta(config, engine: str, threads: int, n_checkpoints: int, dev, ids, V: int,
@@ -531,7 +529,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     questions : optional
         Analogy questions for :func:`~qwem_lib.evaluate.analogy_paper`.
     device : str or torch.device, optional
-        :func:`qwem_lib.devices.default_device` (None: CUDA if available, else CPU).
+        :func:`qwem_lib.runtime.devices.default_device` (None: CUDA if available, else CPU).
     threads : int, optional
         Threads of the CPU kernel (default: every core this process may use).  One
         thread: a run is reproducible bit for bit; more: only statistically.
@@ -541,7 +539,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     out_dir : path, optional
         Write ``checkpoint.npz`` (atomically) at every checkpoint and
         ``history.json`` at the end.  A folder that holds another run's files is
-        refused (:func:`qwem_lib.history.prepare_run_dir`) unless ``resume`` or
+        refused (:func:`qwem_lib.runtime.history.prepare_run_dir`) unless ``resume`` or
         ``overwrite``.
     resume : bool
         Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must
@@ -551,7 +549,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         torch engine on CPU) the result is bitwise that of an uninterrupted run.
     overwrite : bool
         Delete the files of an earlier run in ``out_dir`` (only
-        :data:`qwem_lib.history.RUN_FILES`) and start afresh.
+        :data:`qwem_lib.runtime.history.RUN_FILES`) and start afresh.
     progress : bool
         tqdm bar over the words to read, with epoch, lr and the running loss.
     n_checkpoints : int
@@ -574,7 +572,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         On bad input, or if the loss or W becomes NaN/inf, or the running loss per
         pair rises to twice its start (names the step and lr).
     """
-    from .progress import bar as progress_bar
+    from .runtime.progress import bar as progress_bar
 
     if not isinstance(config, Word2VecConfig):
         raise QwemError(f"config must be a Word2VecConfig, got "

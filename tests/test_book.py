@@ -142,6 +142,16 @@ def test_chapter_code_lines_are_short(md):
     assert not long, f"code lines longer than {MAX_LINE} characters: {long}"
 
 
+MAX_CELL = 30  # lines of a code cell: one idea, no scrolling (helpers live in qwem_lib)
+
+
+@chapter
+def test_chapter_code_cells_are_short(md):
+    long = [f"{len(c.source.splitlines())} lines: {c.source.splitlines()[0][:60]}"
+            for c in _code_cells(md) if len(c.source.splitlines()) > MAX_CELL]
+    assert not long, f"code cells longer than {MAX_CELL} lines: {long}"
+
+
 def test_toc_files_exist():
     suffixes = (".md", ".ipynb", ".rst")
     missing = [f for f in _toc_files()
@@ -255,7 +265,7 @@ def test_book_table_renders_markdown():
 
 def test_book_scale_switch(monkeypatch):
     from qwem_lib import book
-    from qwem_lib.errors import QwemError
+    from qwem_lib.runtime.errors import QwemError
 
     monkeypatch.delenv("QWEM_SCALE", raising=False)
     assert book.scale() == "full"
@@ -351,7 +361,7 @@ def test_point_at_repository_rewrites_links_and_install_lines(tmp_path):
     import shutil
 
     from qwem_lib import book
-    from qwem_lib.errors import QwemError
+    from qwem_lib.runtime.errors import QwemError
 
     (tmp_path / "book").mkdir()
     for name in ("01_quartic_loss.md", "05_word2vec.md"):

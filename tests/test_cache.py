@@ -1,4 +1,4 @@
-"""qwem_lib.cache: entries keyed by content, settings and code; damage recomputed."""
+"""qwem_lib.runtime.cache: entries keyed by content, settings and code; damage recomputed."""
 
 import os
 import shutil
@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from qwem_lib import cache
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime import cache
+from qwem_lib.runtime.errors import QwemError
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-CODE = ("qwem_lib.cache",)
+CODE = ("qwem_lib.runtime.cache",)
 
 
 def counting(value):
@@ -46,7 +46,7 @@ def test_every_part_of_the_key_matters():
     for kind, key, code in (("demo", {"n": 2, "s": "b"}, CODE),
                             ("demo", {"n": 3, "s": "a"}, CODE),
                             ("other", {"n": 2, "s": "a"}, CODE),
-                            ("demo", {"n": 2, "s": "a"}, ("qwem_lib.errors",))):
+                            ("demo", {"n": 2, "s": "a"}, ("qwem_lib.runtime.errors",))):
         _, hit = cache.cached(kind, key, compute, code=code)
         assert not hit, (kind, key, code)
     # numpy scalars and paths in keys mean the same as Python's
@@ -59,9 +59,9 @@ def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
     changes with any of their sources."""
     from qwem_lib import pipeline
     assert cache._imports("qwem_lib.pipeline", open(pipeline.__file__).read()) >= {
-        "qwem_lib.cooccurrence", "qwem_lib.targets", "qwem_lib.spectral"}
+        "qwem_lib.corpus.cooccurrence", "qwem_lib.targets", "qwem_lib.spectral"}
     base = cache.code_fingerprint("qwem_lib.pipeline")
-    assert base != cache.code_fingerprint("qwem_lib.errors")
+    assert base != cache.code_fingerprint("qwem_lib.runtime.errors")
     # a copy of the package with one imported module edited gives another value
     pkg = tmp_path / "qwem_lib"
     shutil.copytree(os.path.dirname(cache.__file__), pkg,
@@ -78,8 +78,8 @@ def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
     target.write_text(target.read_text() + "\n# an edit\n")
     cache.code_fingerprint.cache_clear()
     assert cache.code_fingerprint("qwem_lib.pipeline") != base
-    assert cache.code_fingerprint("qwem_lib.errors") == \
-        cache.code_fingerprint("qwem_lib.errors")
+    assert cache.code_fingerprint("qwem_lib.runtime.errors") == \
+        cache.code_fingerprint("qwem_lib.runtime.errors")
     cache.code_fingerprint.cache_clear()
 
 
@@ -230,9 +230,9 @@ def compute():
     def compute():
         calls.append(1)
         return {"x": np.arange(2)}
-    cache.cached("demo", {"n": 1}, compute, code=("qwem_lib.errors", compute))
-    _, hit = cache.cached("demo", {"n": 1}, compute, code=("qwem_lib.errors", compute))
+    cache.cached("demo", {"n": 1}, compute, code=("qwem_lib.runtime.errors", compute))
+    _, hit = cache.cached("demo", {"n": 1}, compute, code=("qwem_lib.runtime.errors", compute))
     assert hit
     _, hit = cache.cached("demo", {"n": 1}, ns["compute"],
-                          code=("qwem_lib.errors", ns["compute"]))
+                          code=("qwem_lib.runtime.errors", ns["compute"]))
     assert not hit

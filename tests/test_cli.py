@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from _corpus_text import zipf_text  # tests/_corpus_text.py
+
 from qwem_lib.cli import main
 from qwem_lib.vectors import load_word2vec
 

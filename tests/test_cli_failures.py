@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _corpus_text import zipf_text  # tests/_corpus_text.py
+
 from qwem_lib.cli import main
 from qwem_lib.vectors import load_word2vec
 
@@ -68,7 +68,7 @@ def test_embed_refuses_timings_equal_to_out(corpus, tmp_path, capsys):
 
 
 def test_eval_tasks_theory_refuse_their_inputs(corpus, tmp_path, capsys):
-    from qwem_lib.data import eval_path
+    from qwem_lib.corpus.data import eval_path
 
     emb = tmp_path / "e.txt"
     assert embed(corpus, emb) == 0
@@ -165,7 +165,7 @@ def test_edited_corpus_with_its_old_size_and_time_is_read_again(corpus, tmp_path
 
 
 def test_damaged_cache_entries_are_reported_and_recomputed(corpus, tmp_path, capsys):
-    from qwem_lib.data import cache_dir
+    from qwem_lib.runtime.cache import cache_dir
 
     assert embed(corpus, tmp_path / "first.txt") == 0
     entries = sorted(p for p in cache_dir().rglob("*.npz"))
@@ -185,7 +185,7 @@ def test_unwritable_cache_warns_and_the_command_still_writes(corpus, tmp_path,
                                                             monkeypatch, capsys):
     (tmp_path / "blocker").write_text("")
     monkeypatch.setenv("QWEM_CACHE", str(tmp_path / "blocker" / "cache"))
-    from qwem_lib import cache
+    from qwem_lib.runtime import cache
     cache._unwritable.clear()
     assert embed(corpus, tmp_path / "e.txt") == 0
     err = capsys.readouterr().err
@@ -480,7 +480,7 @@ def test_probabilities_must_be_finite_and_non_negative():
     import torch
 
     from qwem_lib.corpus import normalise
-    from qwem_lib.errors import QwemError
+    from qwem_lib.runtime.errors import QwemError
     from qwem_lib.targets import m_star, pair_probs
 
     C = torch.tensor([[2.0, 1.0], [1.0, 4.0]])

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _corpus_text import zipf_text  # tests/_corpus_text.py
+
 from qwem_lib.cli import main
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -103,7 +103,7 @@ def test_train_huge_init_scale_names_init_scale_not_lr(corpus, tmp_path, capsys,
 
 
 def test_config_init_scale_bounds():
-    from qwem_lib.errors import QwemError
+    from qwem_lib.runtime.errors import QwemError
     from qwem_lib.train import TrainConfig
     from qwem_lib.word2vec import Word2VecConfig
 
@@ -325,8 +325,8 @@ def test_timings_failing_at_the_end_leaves_no_out(corpus, tmp_path, capsys,
                                                   monkeypatch):
     """A --timings write that fails after the run (the disk filled meanwhile): the
     embeddings are not left behind as if the command had succeeded."""
-    from qwem_lib import _atomic
-    from qwem_lib.errors import QwemError
+    from qwem_lib.runtime import _atomic
+    from qwem_lib.runtime.errors import QwemError
 
     def full(dest, obj, **kwargs):
         raise QwemError(f"cannot write {dest}: No space left on device")

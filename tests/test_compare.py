@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from qwem_lib import compare
-from qwem_lib.cache import file_identity as cache_identity
-from qwem_lib.cooccurrence import count_pairs
 from qwem_lib.corpus import load_tokens
-from qwem_lib.errors import QwemError
+from qwem_lib.corpus.cooccurrence import count_pairs
 from qwem_lib.losses import keep_probs
 from qwem_lib.pipeline import EmbedConfig, pair_statistics
+from qwem_lib.runtime.cache import file_identity as cache_identity
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.word2vec import Word2VecConfig
 
 WORDS = "a b c d e f g h i j k l".split()
@@ -170,7 +170,7 @@ def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch)
     closed_form_run reads, with the stage times of the run that computed it, and
     the other way round; an entry without stage times is recomputed."""
     from qwem_lib import pipeline
-    from qwem_lib.data import cache_dir
+    from qwem_lib.runtime.cache import cache_dir
 
     calls = []
     real = pipeline._top_eigenpairs
@@ -209,7 +209,8 @@ def test_closed_form_of_many_pairs_shares_the_trainers_eigenbasis(corpus,
     eigenbasis cache (keyed by M's content) serves both."""
     import torch
 
-    from qwem_lib import pipeline, spectral, train as train_mod
+    from qwem_lib import pipeline, spectral
+    from qwem_lib import train as train_mod
     from qwem_lib.losses import reweighting
     from qwem_lib.train import TrainConfig
 
@@ -307,6 +308,7 @@ def test_weighted_closed_form_is_stationary_for_its_weights(corpus):
     vanishes), matches an independent numpy eigh, and beats Setting 3.1's W on
     that loss."""
     import torch
+
     from qwem_lib.pipeline import closed_form
     from qwem_lib.targets import m_star
     V, d, beta = 12, 3, 0.75
@@ -432,7 +434,7 @@ def test_closed_forms_count_the_corpus_once_for_targets_of_the_same_counts(
     assert [g.cached for g in closed_forms(same, progress=False)] == [True] * 4
     with pytest.raises(QwemError, match="EmbedConfig"):
         closed_forms([same[0], "ppmi"])
-    import qwem_lib.memory as memory       # memory checked before any counting
+    import qwem_lib.runtime.memory as memory  # memory checked before any counting
     monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1)
     counted.clear()
     fresh = [EmbedConfig(corpus, V, d, method=m, context_len=5) for m in ("ppmi", "pmi")]

@@ -9,11 +9,11 @@ import pytest
 import scipy.sparse
 import torch
 
-from qwem_lib import memory
-from qwem_lib.cooccurrence import (MAX_WINDOW, check_window, count_pairs,
-                                   count_pairs_naive, count_pairs_sparse,
-                                   window_weights)
-from qwem_lib.errors import QwemError
+from qwem_lib.corpus.cooccurrence import (MAX_WINDOW, check_window, count_pairs,
+                                          count_pairs_naive, count_pairs_sparse,
+                                          window_weights)
+from qwem_lib.runtime import memory
+from qwem_lib.runtime.errors import QwemError
 
 
 def test_hand_worked_example():
@@ -266,7 +266,7 @@ def test_sparse_memory_check_before_work_and_before_the_result(monkeypatch):
 
 
 def test_importing_the_module_does_not_import_numba():
-    code = ("import sys, numpy as np; import qwem_lib.cooccurrence as c; "
+    code = ("import sys, numpy as np; import qwem_lib.corpus.cooccurrence as c; "
             "assert 'numba' not in sys.modules; "
             "c.count_pairs_sparse(np.array([0, 1, 0]), 2, 2); "
             "assert 'numba' in sys.modules")
@@ -278,7 +278,7 @@ def test_importing_the_module_does_not_import_numba():
 def test_add_counts_equals_scipy_bit_for_bit(V, density, n_threads):
     import scipy.sparse as sp
 
-    from qwem_lib.cooccurrence import add_counts
+    from qwem_lib.corpus.cooccurrence import add_counts
 
     rng = np.random.default_rng(V)
 
@@ -306,7 +306,7 @@ def test_add_counts_equals_scipy_bit_for_bit(V, density, n_threads):
 def test_add_counts_refuses_other_shapes():
     import scipy.sparse as sp
 
-    from qwem_lib.cooccurrence import add_counts
+    from qwem_lib.corpus.cooccurrence import add_counts
 
     with pytest.raises(QwemError, match="different vocabularies"):
         add_counts(sp.csr_matrix((3, 3)), sp.csr_matrix((4, 4)))
@@ -316,7 +316,7 @@ def test_add_counts_refuses_other_shapes():
 def test_upper_triangle_and_mirror_give_the_matrix_back(V, density):
     import scipy.sparse as sp
 
-    from qwem_lib.cooccurrence import mirror_upper, upper_triangle
+    from qwem_lib.corpus.cooccurrence import mirror_upper, upper_triangle
 
     A = sp.random(V, V, density=density, format="csr", random_state=V)
     A = (A + A.T).tocsr()  # symmetric, canonical
@@ -338,7 +338,7 @@ def test_sparse_sums_leave_non_canonical_inputs_as_they_were():
     """A Dask worker may hold an input for other tasks: it must not be changed."""
     import scipy.sparse as sp
 
-    from qwem_lib.cooccurrence import add_counts, upper_triangle
+    from qwem_lib.corpus.cooccurrence import add_counts, upper_triangle
 
     # row 0 holds column 2, then column 0 twice: unsorted, with a duplicate
     A = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([2, 0, 0]),

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qwem_lib import corpus, data
-from qwem_lib.corpus import (TokenData, Vocabulary, iter_words, load_tokens,
-                             normalise, open_binary)
-from qwem_lib.errors import QwemError
+from qwem_lib import corpus
+from qwem_lib.corpus import TokenData, Vocabulary, data
+from qwem_lib.corpus import files as corpus_files
+from qwem_lib.corpus import iter_words, load_tokens, normalise, open_binary
+from qwem_lib.corpus import tokens as corpus_tokens
+from qwem_lib.runtime.errors import QwemError
 
 DIGIT_NAMES = "zero one two three four five six seven eight nine".split()
 
@@ -310,7 +312,7 @@ def test_cache_is_reused_for_another_vocab_size(tmp_path, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("the corpus was read again")
 
-    monkeypatch.setattr(corpus, "_iter_buffers", no_reading)
+    monkeypatch.setattr(corpus_tokens, "_iter_buffers", no_reading)
     again = load_tokens(path, 4, progress=False)
     assert again.vocab == first.vocab and np.array_equal(again.ids, first.ids)
     smaller = load_tokens(path, 2, progress=False)
@@ -551,13 +553,13 @@ def test_refusal_threshold_is_max_non_text_fraction(tmp_path):
 
 def test_only_the_head_is_checked_once_per_read(tmp_path, monkeypatch):
     calls = []
-    check = corpus._check_text
+    check = corpus_files._check_text
 
     def counting(path, sample, encoding):
         calls.append(len(sample))
         return check(path, sample, encoding)
 
-    monkeypatch.setattr(corpus, "_check_text", counting)
+    monkeypatch.setattr(corpus_files, "_check_text", counting)
     path = write(tmp_path / "big.txt.bz2", "word " * 500_000)  # 2.5 MB of text
     assert len(all_words(path, chunk_size=1 << 14)) == 500_000
     assert calls == [1 << 20]

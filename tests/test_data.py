@@ -1,4 +1,4 @@
-"""Tests of qwem_lib.data: folders, registry, downloads (file:// only), bundled data."""
+"""Tests of qwem_lib.corpus.data: folders, registry, downloads (file:// only), bundled data."""
 
 import bz2
 import hashlib
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qwem_lib import data
-from qwem_lib.corpus import iter_words
-from qwem_lib.data import CorpusSpec, download, eval_path, resolve_corpus
-from qwem_lib.errors import QwemError
+from qwem_lib.corpus import data, iter_words
+from qwem_lib.corpus.data import CorpusSpec, download, eval_path, resolve_corpus
+from qwem_lib.runtime import cache
+from qwem_lib.runtime.errors import QwemError
 
 
 @pytest.fixture(autouse=True)
@@ -42,13 +42,13 @@ def test_data_dirs(monkeypatch, tmp_path):
 
 def test_cache_dir(monkeypatch, tmp_path):
     assert not (tmp_path / "cache").exists()  # nothing is created before use
-    assert data.cache_dir() == tmp_path / "cache"
+    assert cache.cache_dir() == tmp_path / "cache"
     assert (tmp_path / "cache").is_dir()
     monkeypatch.delenv("QWEM_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data._default_cache_dir() == tmp_path / "home" / ".cache" / "qwem"
+    assert cache._default_cache_dir() == tmp_path / "home" / ".cache" / "qwem"
     monkeypatch.setitem(sys.modules, "google.colab", object())
-    assert data._default_cache_dir() == Path("/content/qwem_cache")
+    assert cache._default_cache_dir() == Path("/content/qwem_cache")
 
 
 def test_unwritable_cache_dir(monkeypatch, tmp_path):
@@ -56,7 +56,7 @@ def test_unwritable_cache_dir(monkeypatch, tmp_path):
     blocker.write_text("x")
     monkeypatch.setenv("QWEM_CACHE", str(blocker / "sub"))
     with pytest.raises(QwemError, match="QWEM_CACHE"):
-        data.cache_dir()
+        cache.cache_dir()
 
 
 # --------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from qwem_lib import dynamics as dy
-from qwem_lib.errors import QwemError
 from qwem_lib.losses import expected_grad, expected_loss, reweighting
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.targets import m_star, pair_probs
 
 F64 = torch.float64

@@ -7,18 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
-from qwem_lib.evaluate import (
-    AnalogyResult,
-    analogy_classic,
-    analogy_pairs,
-    analogy_paper,
-    feature_words,
-    load_analogies,
-    load_similarity,
-    report,
-    similarity,
-)
+from qwem_lib.evaluate import (AnalogyResult, analogy_classic, analogy_pairs,
+                               analogy_paper, feature_words, load_analogies,
+                               load_similarity, report, similarity)
+from qwem_lib.runtime.errors import QwemError
 
 
 def _write(tmp_path, text, name="q.txt"):
@@ -399,6 +391,7 @@ def test_case_insensitive_vocabulary(tmp_path):
 
 def test_subspace_overlap_hand_worked_and_invariant():
     from qwem_lib.evaluate import subspace_overlap
+
     # Hand-worked: span(e1, e2) against span(e1, (e2 + e3)/sqrt2): principal angles
     # 0 and 45 degrees, so cos^2 = (1, 1/2) and the mean 3/4.
     E = np.eye(4)

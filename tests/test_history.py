@@ -1,4 +1,4 @@
-"""qwem_lib.history: the checkpoint file both trainers share, and the divergence error."""
+"""qwem_lib.runtime.history: the checkpoint file both trainers share, and the divergence error."""
 
 import itertools
 import json
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
-from qwem_lib.history import (RUN_FILES, data_fingerprint, diverged_error,
-                              load_checkpoint, meta_differences, prepare_run_dir,
-                              save_checkpoint)
+from qwem_lib.runtime.errors import QwemError
+from qwem_lib.runtime.history import (RUN_FILES, data_fingerprint, diverged_error,
+                                      load_checkpoint, meta_differences,
+                                      prepare_run_dir, save_checkpoint)
 
 META = {"config": {"lr": 0.5, "shape": (2, 3)}, "n_tokens": 7}
 

@@ -1,6 +1,6 @@
 """The book's computed numbers (qwem_lib.book.Results), the paper's table
 (qwem_lib.paper) and the verdicts of the page "The paper, result by result"
-(qwem_lib.ledger)."""
+(qwem_lib.book.ledger)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from qwem_lib import book, ledger, paper
+from qwem_lib import book, paper
+from qwem_lib.book import ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -6,22 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
-from qwem_lib.losses import (
-    Reweighting,
-    expected_grad,
-    expected_loss,
-    keep_probs,
-    pair_losses,
-    quartic_minus_frobenius,
-    qwem_neg,
-    qwem_pos,
-    reweighting,
-    sampled_loss,
-    sgns_neg,
-    sgns_pos,
-    subsample_keep_probs,
-)
+from qwem_lib.losses import (Reweighting, expected_grad, expected_loss, keep_probs,
+                             pair_losses, quartic_minus_frobenius, qwem_neg, qwem_pos,
+                             reweighting, sampled_loss, sgns_neg, sgns_pos,
+                             subsample_keep_probs)
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.targets import m_star, pair_probs, setting31_weights
 
 F64 = torch.float64
@@ -271,7 +260,7 @@ def test_subsampling_thresholds_are_checked():
 
 
 # ----------------------------------------------------------------------------------
-# the compiled block kernel (qwem_lib._pair_kernel) and stored weights
+# the compiled block kernel (qwem_lib.kernels._pair) and stored weights
 # ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("loss", ["qwem", "sgns"])
@@ -280,7 +269,7 @@ def test_subsampling_thresholds_are_checked():
 def test_compiled_block_matches_torch_formulas(loss, dtype, threads):
     """One pass of the kernel against torch's per-pair functions, far into both
     tails (|x| up to 60, where 1 - σ(x) would cancel to 0 and softplus is linear)."""
-    from qwem_lib._pair_kernel import block_grad, block_loss
+    from qwem_lib.kernels._pair import block_grad, block_loss
 
     gen = torch.Generator().manual_seed(3)
     x = torch.cat([torch.linspace(-60, 60, 35, dtype=F64)[None].expand(4, 35),
@@ -335,7 +324,7 @@ def test_setting31_weights_formed_in_the_kernels_pass(loss, dtype, monkeypatch):
     """Setting 3.1's weights formed inside the compiled pass give the loss that the
     stored weights give, with P^0.75 negatives, k = 5 and a word never seen (its
     pairs have G = 0: weight 1 kept, as weight_rows does), at any block size."""
-    import qwem_lib._pair_kernel as kernel
+    import qwem_lib.kernels._pair as kernel
     rng = np.random.default_rng(7)
     A = rng.poisson(1.0, size=(11, 11)).astype(float)
     A[3, :] = A[:, 3] = 0.0                     # word 3 never seen: G = 0 there

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib import cooccurrence, memory
-from qwem_lib.cooccurrence import COUNT_BYTES_PER_ENTRY, count_pairs
-from qwem_lib.devices import default_device
-from qwem_lib.errors import QwemError
+from qwem_lib.corpus import cooccurrence
+from qwem_lib.corpus.cooccurrence import COUNT_BYTES_PER_ENTRY, count_pairs
+from qwem_lib.runtime import memory
+from qwem_lib.runtime.devices import default_device
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.targets import m_star, pair_probs
 from qwem_lib.train import TrainConfig, train
 
@@ -261,12 +262,12 @@ def test_peak_rss_is_this_programs_own(tmp_path):
 
     import numpy as np
 
-    from qwem_lib.memory import peak_rss_bytes
+    from qwem_lib.runtime.memory import peak_rss_bytes
 
     MB = 10**6
 
     def child_peak(alloc_mb: int) -> int:
-        code = ("import numpy as np; from qwem_lib.memory import peak_rss_bytes; "
+        code = ("import numpy as np; from qwem_lib.runtime.memory import peak_rss_bytes; "
                 f"a = np.ones({alloc_mb * MB // 8}); a[::512] = 2.0; "
                 "print(peak_rss_bytes())")
         return int(subprocess.run([sys.executable, "-c", code], capture_output=True,

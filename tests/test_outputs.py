@@ -1,4 +1,4 @@
-"""qwem_lib._atomic: outputs never partial, never replacing an input or a special file,
+"""qwem_lib.runtime._atomic: outputs never partial, never replacing an input or a special file,
 with the modes the umask gives."""
 
 import json
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from qwem_lib._atomic import atomic_path, check_outputs, strict_json, write_json, \
-    write_text
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime._atomic import (atomic_path, check_outputs, strict_json,
+                                      write_json, write_text)
+from qwem_lib.runtime.errors import QwemError
 
 
 def mode(path):
@@ -39,7 +39,7 @@ def test_existing_file_keeps_its_mode_and_is_overwritten(tmp_path):
 def test_file_then_folder_synced_before_and_after_the_rename(tmp_path, monkeypatch):
     """fsync of the finished temporary file before it is renamed (its bytes on disk
     first) and of the folder after (the rename itself); nothing synced on failure."""
-    import qwem_lib._atomic as atomic
+    import qwem_lib.runtime._atomic as atomic
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -181,7 +181,7 @@ def test_dev_stdout_into_a_pipe_is_written_into():
     import subprocess
     import sys
 
-    code = ("from qwem_lib._atomic import check_outputs, write_text\n"
+    code = ("from qwem_lib.runtime._atomic import check_outputs, write_text\n"
             "check_outputs([('--out', '/dev/stdout')])\n"
             "write_text('/dev/stdout', 'through stdout')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,11 +1,11 @@
-"""qwem_lib.progress: bars only on a terminal, never in logs, pipes or notebooks."""
+"""qwem_lib.runtime.progress: bars only on a terminal, never in logs, pipes or notebooks."""
 
 import io
 import sys
 
 import pytest
 
-from qwem_lib import progress
+from qwem_lib.runtime import progress
 
 
 class Stream(io.StringIO):

@@ -1,4 +1,4 @@
-"""qwem data / qwem_lib.provenance: the named corpora rebuilt from their sources,
+"""qwem data / qwem_lib.corpus.provenance: the named corpora rebuilt from their sources,
 end to end against a file:// mirror of a small fake source (no network)."""
 
 import hashlib
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qwem_lib import cli, data, provenance
-from qwem_lib.corpus import load_tokens
+from qwem_lib import cli
+from qwem_lib.corpus import data, load_tokens, provenance
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 

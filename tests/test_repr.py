@@ -1,4 +1,4 @@
-"""Short reprs of result objects (qwem_lib._repr)."""
+"""Short reprs of result objects (qwem_lib.runtime._repr)."""
 
 import re
 

@@ -12,7 +12,7 @@ import pytest
 from scipy import integrate, stats
 
 from qwem_lib import rmt
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime.errors import QwemError
 
 PARAMS = [(1.0, 0.25), (2.0, 1.0), (0.5, 3.0), (0.1, 0.05)]
 

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qwem_lib import cache
 from qwem_lib.cli import main
-from qwem_lib.errors import QwemError
-from qwem_lib.history import (LOCK_FILE, RUN_FILES, check_run_dir, prepare_run_dir,
-                              run_dir_lock)
+from qwem_lib.runtime import cache
+from qwem_lib.runtime.errors import QwemError
+from qwem_lib.runtime.history import (LOCK_FILE, RUN_FILES, check_run_dir,
+                                      prepare_run_dir, run_dir_lock)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def _env() -> dict:
 
 HOLDER = textwrap.dedent("""
     import sys
-    from qwem_lib.history import run_dir_lock
+    from qwem_lib.runtime.history import run_dir_lock
     with run_dir_lock(sys.argv[1]):
         print("held", flush=True)
         sys.stdin.read()          # until the test closes it (or kills us)
@@ -173,7 +173,7 @@ def test_sigterm_during_shard_leaves_no_partial_files(tmp_path):
 
 
 def test_sigterm_handler_is_restored_after_a_split(tmp_path):
-    from qwem_lib.splitter import split_corpus
+    from qwem_lib.corpus.splitter import split_corpus
 
     src = tmp_path / "c.txt"
     src.write_text("a b c\n" * 100)
@@ -211,7 +211,7 @@ def test_cache_entry_with_encrypted_flag_or_unknown_method_is_recomputed(damage)
         calls.append(1)
         return {"x": np.arange(5)}
 
-    key, code = {"n": 5}, ("qwem_lib.cache",)
+    key, code = {"n": 5}, ("qwem_lib.runtime.cache",)
     assert cache.cached("sweep", key, compute, code=code)[1] is False
     path = cache.entry_path("sweep", key, code=code)
     _patch_zip(path, **damage)
@@ -226,7 +226,7 @@ def test_cache_entry_with_encrypted_flag_or_unknown_method_is_recomputed(damage)
 
 
 def test_checkpoint_and_cache_share_one_damage_tuple():
-    from qwem_lib import _atomic, history
+    from qwem_lib.runtime import _atomic, history
 
     assert cache._DAMAGE is history._DAMAGE is _atomic.DAMAGE
     assert {NotImplementedError, RuntimeError} <= set(_atomic.DAMAGE)

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from qwem_lib import _sgns_kernel as K
-from qwem_lib.errors import QwemError
-from qwem_lib.sgns_cpu import Hogwild, KernelState, alias_table
+from qwem_lib.kernels import _sgns as K
+from qwem_lib.kernels.sgns_cpu import Hogwild, KernelState, alias_table
+from qwem_lib.runtime.errors import QwemError
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15

@@ -1,5 +1,5 @@
 """A corpus of several files, counted file by file here and on a Dask cluster
-(qwem_lib.shards): the counts against an independent per-file count, windows that
+(qwem_lib.corpus.shards): the counts against an independent per-file count, windows that
 stop at file boundaries, the same result bit for bit on a cluster (also when a
 worker is killed mid-run), and one-line errors for shards that cannot be read."""
 
@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib import corpus, data, pipeline, shards
+from qwem_lib import corpus, pipeline
 from qwem_lib.cli import main
-from qwem_lib.cooccurrence import count_pairs_naive
-from qwem_lib.errors import QwemError
+from qwem_lib.corpus import data, shards
+from qwem_lib.corpus.cooccurrence import count_pairs_naive
 from qwem_lib.pipeline import EmbedConfig, closed_form
+from qwem_lib.runtime.errors import QwemError
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 

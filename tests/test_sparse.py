@@ -6,9 +6,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from qwem_lib import cooccurrence, targets
-from qwem_lib.errors import QwemError
+from qwem_lib import targets
+from qwem_lib.corpus import cooccurrence
 from qwem_lib.pipeline import EmbedConfig, closed_form, sparse_statistics
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.spectral import top_eigh
 
 
@@ -160,8 +161,8 @@ def test_closed_form_process_run_reports_its_own_process(isolated_cache):
 
 
 def test_sparse_memory_check_names_the_eigensolver(monkeypatch):
-    from qwem_lib import memory
     from qwem_lib.pipeline import require_memory
+    from qwem_lib.runtime import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": int(1e9))
     with pytest.raises(QwemError, match="Krylov basis .*V = 100,000, d = 300.*"

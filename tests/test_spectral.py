@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.spectral import closed_form_embeddings, embeddings_from_eig, top_eigh
 
 

@@ -1,4 +1,4 @@
-"""Tests of qwem_lib.splitter: a corpus into N gzip shards, cut between articles."""
+"""Tests of qwem_lib.corpus.splitter: a corpus into N gzip shards, cut between articles."""
 
 import bz2
 import codecs
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from qwem_lib import corpus, data, splitter
-from qwem_lib.corpus import iter_chunks, iter_mediawiki, iter_wikiextractor, open_binary
-from qwem_lib.errors import QwemError
-from qwem_lib.splitter import split_corpus
+from qwem_lib import corpus
+from qwem_lib.corpus import (data, iter_chunks, iter_mediawiki, iter_wikiextractor,
+                             open_binary, splitter)
+from qwem_lib.corpus.splitter import split_corpus
+from qwem_lib.runtime.errors import QwemError
 
 FORMATS = ("plain", "wikiextractor", "mediawiki")
 HEADER = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '

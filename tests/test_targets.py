@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.targets import (artanh_pmi, m_star, pair_probs, pmi, ppmi,
                               setting31_weights, target)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from qwem_lib import dynamics
-from qwem_lib.errors import QwemError
-from qwem_lib.history import History
 from qwem_lib.losses import expected_grad, reweighting
+from qwem_lib.runtime.errors import QwemError
+from qwem_lib.runtime.history import History
 from qwem_lib.targets import pair_probs
 from qwem_lib.train import (PairSampler, TrainConfig, checkpoint_steps, minibatch_grad,
                             spectrum, train)
@@ -343,7 +343,7 @@ def test_eigenbasis_is_cached_by_content(isolated_cache, monkeypatch):
     path = os.path.join(folder, files[0])
     with open(path, "r+b") as f:  # a truncated entry is recomputed, not fatal
         f.truncate(100)
-    from qwem_lib.cache import CacheWarning
+    from qwem_lib.runtime.cache import CacheWarning
     with pytest.warns(CacheWarning, match="damaged cache entry"):
         lam3, _ = eigenbasis(M, cache=True)
     assert torch.allclose(lam3, lam, rtol=0, atol=1e-12)
@@ -497,7 +497,7 @@ def test_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, cut):
 
 def test_resume_from_a_checkpoint_with_wrong_arrays_is_one_line(tmp_path):
     """The right meta but a W of another shape, or an unreadable history: damaged."""
-    from qwem_lib.history import save_checkpoint
+    from qwem_lib.runtime.history import save_checkpoint
     cfg, P, u = _interrupted(tmp_path)
     ck = tmp_path / "checkpoint.npz"
     with np.load(ck) as z:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qwem_lib.errors import QwemError
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.vectors import load_word2vec, save_word2vec
 
 

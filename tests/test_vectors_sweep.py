@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from qwem_lib import train as train_mod
-from qwem_lib._threads import SMALL_WORK, torch_threads, torch_threads_for
 from qwem_lib.cli import main
-from qwem_lib.errors import QwemError
+from qwem_lib.kernels.threads import SMALL_WORK, torch_threads, torch_threads_for
+from qwem_lib.runtime.errors import QwemError
 from qwem_lib.train import TrainConfig, train
 from qwem_lib.vectors import check_words, load_word2vec, save_word2vec
-
 
 # ----------------------------------------------------------------------------------
 # 1. --format glove on word2vec text; GloVe rows of different lengths

@@ -1,4 +1,4 @@
-"""qwem_lib.wikitext.strip_markup: each construct by hand, bad input, and agreement
+"""qwem_lib.corpus.wikitext.strip_markup: each construct by hand, bad input, and agreement
 with mwparserfromhell on a real (shortened) English Wikipedia dump."""
 
 import importlib.util
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from qwem_lib import corpus
-from qwem_lib.errors import QwemError
-from qwem_lib.wikitext import strip_markup
+from qwem_lib.corpus.wikitext import strip_markup
+from qwem_lib.runtime.errors import QwemError
 
 ROOT = Path(__file__).resolve().parents[1]
 

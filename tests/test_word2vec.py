@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from qwem_lib.errors import QwemError
-from qwem_lib.history import History, TrainResult
+from qwem_lib.kernels.sgns_torch import (NegativeSampler, draw_windows, prepare_block,
+                                         sgns_update, window_pairs)
 from qwem_lib.losses import keep_probs
-from qwem_lib.sgns_torch import (NegativeSampler, draw_windows, prepare_block,
-                                 sgns_update, window_pairs)
+from qwem_lib.runtime.errors import QwemError
+from qwem_lib.runtime.history import History
+from qwem_lib.train import TrainResult
 from qwem_lib.word2vec import Word2VecConfig, train_word2vec
 
 CPU = torch.device("cpu")
@@ -519,7 +520,7 @@ def test_w2v_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, cut):
     (dict(history=np.array("{")), "history have the wrong shape or content"),
 ])
 def test_w2v_checkpoint_with_wrong_arrays_is_one_line(tmp_path, bad, match):
-    from qwem_lib.history import save_checkpoint
+    from qwem_lib.runtime.history import save_checkpoint
     cfg, ids, V, run = _w2v_interrupted(tmp_path)
     ck = tmp_path / "checkpoint.npz"
     with np.load(ck) as z:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from . import paper
+from .. import paper
 
 __all__ = ["VERDICTS", "Row", "ROWS", "Verdict", "assess", "CHAPTERS"]
 

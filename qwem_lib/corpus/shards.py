@@ -4,7 +4,7 @@ A full Wikipedia dump (4–5 billion tokens) does not fit in memory as one token
 and reading it on one core takes most of a day.  Its statistics need neither: the
 word counts and the window co-occurrence counts of a corpus are sums over its files,
 as long as no window reaches from one file into the next.  So a corpus given as a
-folder, a glob or several files (:func:`qwem_lib.data.resolve_corpora`) is counted as
+folder, a glob or several files (:func:`qwem_lib.corpus.data.resolve_corpora`) is counted as
 a map-reduce over its files, the *shards*::
 
     pass 1  shard ─(read, normalise, tokenise)─▶ its words and their counts ─▶ top-V vocabulary
@@ -16,7 +16,7 @@ them: on a cluster pass 2 sends each shard to the worker that read it (a loose
 restriction: another worker takes it, and reads it again, if that one is gone), so the
 workers' caches need not be shared.  Shards are sent as absolute paths.  A shard's
 counts are symmetric, so only their upper triangle is kept, sent and summed
-(:func:`qwem_lib.cooccurrence.upper_triangle`, 12 bytes per stored pair), and the total
+(:func:`qwem_lib.corpus.cooccurrence.upper_triangle`, 12 bytes per stored pair), and the total
 is mirrored at the end.  A task holds one shard's tokens and one count matrix, so a
 worker's memory is bounded by the largest shard's task plus the partial sum it holds
 (at most the corpus's distinct pairs), whatever the number of shards; the client holds
@@ -47,9 +47,11 @@ from typing import Iterator
 
 import numpy as np
 
-from . import corpus as corpus_mod
+from ..runtime.errors import QwemError
 from . import data
-from .errors import QwemError
+from .subsampling import keep_probs
+from .tokens import FileCounts, _resolve_scheme, read_file_counts
+from .vocabulary import Vocabulary, _canonical_order
 
 __all__ = ["Shard", "CorpusCounts", "Cluster", "check_address", "shards_of", "is_sharded", "connect",
            "count_vocabulary", "count_corpus"]
@@ -150,7 +152,7 @@ class CorpusCounts:
         On a cluster: shard index -> the worker that read it (empty here).
     """
 
-    vocab: corpus_mod.Vocabulary
+    vocab: Vocabulary
     n_tokens: int
     n_kept: int
     source: str
@@ -181,7 +183,7 @@ def shards_of(corpus, scheme: str = "auto", min_article_tokens: int = 0, *,
         # absolute: a worker on another machine (or in another folder) must not
         # resolve a relative path against its own working directory
         shards.append(Shard(os.fspath(Path(path).absolute()), fmt,
-                            corpus_mod._resolve_scheme(scheme, spec),
+                            _resolve_scheme(scheme, spec),
                             0 if fmt == "plain" else int(min_article_tokens), index))
     return shards
 
@@ -216,14 +218,14 @@ def _task_threads() -> int:
     return torch.get_num_threads()
 
 
-def _read(shard: Shard, cache: bool) -> corpus_mod.FileCounts:
+def _read(shard: Shard, cache: bool) -> FileCounts:
     if not Path(shard.path).is_file():
         where = "" if _worker() is None else " on the machine of a Dask worker"
         raise QwemError(f"corpus file {shard.path} cannot be found{where}; every "
                         "worker must see the corpus files at the same path (a shared "
                         "file system, or a copy at that path)")
     try:
-        return corpus_mod.read_file_counts(shard.path, shard.format, shard.scheme,
+        return read_file_counts(shard.path, shard.format, shard.scheme,
                                            shard.min_article_tokens, cache=cache)
     except OSError as exc:  # e.g. permission denied, an I/O error of the disk
         raise QwemError(f"cannot read {shard.path} ({exc.strerror or exc}); check "
@@ -626,20 +628,20 @@ class _WordTotals:
 
 def _top(words: list[bytes], counts: np.ndarray, vocab_size: int) -> np.ndarray:
     """Indices of the ``vocab_size`` first words in the canonical order (counts
-    descending, then the word), as :func:`qwem_lib.corpus._canonical_order` would
+    descending, then the word), as :func:`qwem_lib._canonical_order` would
     rank them among all words."""
     if vocab_size < len(words):  # only words at least as frequent as the V-th can be
         nth = np.partition(counts, len(counts) - vocab_size)[len(counts) - vocab_size]
         candidates = np.flatnonzero(counts >= nth)
     else:
         candidates = np.arange(len(words))
-    order = corpus_mod._canonical_order([words[i] for i in candidates],
+    order = _canonical_order([words[i] for i in candidates],
                                         counts[candidates])
     return candidates[order[:vocab_size]]
 
 
 def _progress(progress: bool, total: int, desc: str):
-    from .progress import bar
+    from ..runtime.progress import bar
 
     return bar(progress, total=total, desc=desc, unit="file")
 
@@ -669,7 +671,7 @@ def count_vocabulary(shards: list[Shard], vocab_size: int, *, client=None,
     top = _top(words, counts, vocab_size)
     errors = ("surrogateescape" if any(s.scheme == "none" for s in shards)
               else "strict")
-    vocab = corpus_mod.Vocabulary(tuple(words[i].decode("utf-8", errors) for i in top),
+    vocab = Vocabulary(tuple(words[i].decode("utf-8", errors) for i in top),
                                   counts[top])
     first = shards[0]
     source = (f"{len(shards)} files ({first.path}, …; format={first.format}, "
@@ -717,7 +719,6 @@ def count_corpus(config, *, cluster=None, progress: bool = True, cache: bool = T
 def _count(shards, config, client, progress: bool, cache: bool, stage,
            lost_after: float = 60.0):
     from .cooccurrence import mirror_upper
-    from .losses import keep_probs
 
     with stage("read+tokenise"):
         counts = count_vocabulary(shards, config.vocab_size, client=client,

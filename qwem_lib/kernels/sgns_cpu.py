@@ -65,7 +65,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import QwemError
+from ..runtime.errors import QwemError
 
 __all__ = ["alias_table", "KernelState", "Hogwild", "default_threads"]
 
@@ -261,7 +261,7 @@ class Hogwild:
         at their next centre (their state stays consistent) and the exception
         propagates.  So does KeyboardInterrupt.
         """
-        from . import _sgns_kernel as K
+        from . import _sgns as K
 
         target_words = min(int(target_words), self.total_words)
         st = self.state
@@ -284,7 +284,8 @@ class Hogwild:
                              self.C, self.shared, self.window, self.negatives,
                              self.block_tokens, self.seed, st.epoch,
                              int(self.blk_hi[j]), st.pos[j], st.rng[j:j + 1],
-                             raw_next + delta, self.lr, float(self.total_words),
+                             raw_next + delta, self.lr, MIN_LR_RATIO,
+                             float(self.total_words),
                              float(lr_base), float(n_active), st.acc[j], self.halt))
             self._wave(K.wave, args, poll, poll_seconds)
             if poll is not None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import QwemError
+from ..runtime.errors import QwemError
 
 __all__ = ["split_corpus"]
 
@@ -335,7 +335,7 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
     ``(i+1)/parts`` of the file's bytes on disk were read (and after at least one
     unit); with one, before the units whose indices it lists.
     """
-    from .corpus import _prefetch, iter_chunks
+    from .files import _prefetch, iter_chunks
 
     size = path.stat().st_size
     thresholds = [size * (i + 1) / parts for i in range(parts - 1)]
@@ -479,7 +479,7 @@ def _names(path: Path, parts: int) -> tuple[str, list[str]]:
 
 
 def _bar(path: Path, progress: bool, what: str):
-    from .progress import bar
+    from ..runtime.progress import bar
 
     return bar(progress, total=path.stat().st_size, unit="B", unit_scale=True,
                unit_divisor=1024, desc=f"{what} {path.name}")
@@ -515,7 +515,7 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
         One corpus file, plain or compressed (``.bz2``, ``.gz``, ``.xz``, ``.zip``;
         see :func:`qwem_lib.corpus.open_binary`), in UTF-8 or in UTF-16/32 with a
         byte-order mark.  Its format is told from its content
-        (:func:`qwem_lib.data._infer_format`):
+        (:func:`qwem_lib.corpus.data._infer_format`):
 
         * ``plain``: cut after a newline; a line longer than ``_LONG_LINE`` bytes
           (text8 is one line of 100 MB) is also cut, between two words, so a file
@@ -608,7 +608,7 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
             raise QwemError(f"--out {out_dir} already holds shards of {stem} "
                             f"({Path(old[0]).name}{more}); remove them or choose "
                             "another --out folder")
-    from ._atomic import _writable
+    from ..runtime._atomic import _writable
 
     why = _writable(out_dir / names[0])
     if why is not None:

@@ -1,4 +1,5 @@
-"""Where data lives: the corpus registry, the cache, downloads and the bundled files.
+"""Where data lives: the corpus registry, downloads, the bundled files and the
+identity of a corpus (the content of its files, for cache keys).
 
 Every chapter asks for a corpus by name (``"sample"``, ``"wiki2015-text8"``,
 ``"enwiki2015"``, ``"text8"``) or by path; :func:`resolve_corpus` turns that into a
@@ -10,7 +11,7 @@ network at import time.
 
 The paper (arXiv 2502.09863) trains on a 2-billion-token Wikipedia dump; the corpora here are
 smaller stand-ins, described in ``data_files/ATTRIBUTION.md`` and
-``data_files/PROVENANCE.md``; :mod:`qwem_lib.provenance` rebuilds the ones without a
+``data_files/PROVENANCE.md``; :mod:`qwem_lib.corpus.provenance` rebuilds the ones without a
 download address from their public sources (``qwem data fetch``).
 """
 
@@ -19,21 +20,22 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._atomic import atomic_path
-from .errors import QwemError
+from ..runtime._atomic import atomic_path
+from ..runtime.cache import cache_dir, file_identity
+from ..runtime.errors import QwemError
+from ..runtime.options import CORPUS_FORMATS
 
 __all__ = [
     "CorpusSpec",
     "CORPORA",
     "EVAL_FILES",
     "data_dirs",
-    "cache_dir",
+    "corpus_identity",
     "bundled_dir",
     "resolve_corpus",
     "resolve_corpora",
@@ -43,7 +45,7 @@ __all__ = [
     "sha256_file",
 ]
 
-FORMATS = ("plain", "wikiextractor", "mediawiki")
+FORMATS = CORPUS_FORMATS
 
 
 @dataclass(frozen=True)
@@ -172,33 +174,9 @@ def data_dirs() -> list[Path]:
     return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
 
 
-def _default_cache_dir() -> Path:
-    env = os.environ.get("QWEM_CACHE", "")
-    if env:
-        return Path(env).expanduser()
-    if "google.colab" in sys.modules:
-        return Path("/content/qwem_cache")
-    return Path.home() / ".cache" / "qwem"
-
-
-def cache_dir() -> Path:
-    """The cache folder, created if needed.
-
-    ``QWEM_CACHE`` if set; else ``/content/qwem_cache`` in Google Colab; else
-    ``~/.cache/qwem``.
-    """
-    path = _default_cache_dir()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise QwemError(f"cannot create the cache folder {path} ({exc}); set the "
-                        "environment variable QWEM_CACHE to a writable folder") from exc
-    return path
-
-
 def bundled_dir() -> Path:
     """The package's ``data_files/`` folder (bundled sample corpus and eval sets)."""
-    return Path(__file__).resolve().parent / "data_files"
+    return Path(__file__).resolve().parents[1] / "data_files"
 
 
 def eval_path(name: str) -> Path:
@@ -234,7 +212,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
     """Download ``url`` to ``dest``, keeping it only if it matches the checksum.
 
     The data streams into a temporary file beside ``dest`` (see
-    :func:`qwem_lib._atomic.atomic_path`) that is renamed to ``dest`` only when the
+    :func:`qwem_lib.runtime._atomic.atomic_path`) that is renamed to ``dest`` only when the
     size and sha256, where given, match; otherwise nothing is left behind.
 
     Parameters
@@ -253,7 +231,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
     Path
         ``dest``.
     """
-    from .progress import bar as progress_bar
+    from ..runtime.progress import bar as progress_bar
 
     dest = Path(dest)
     fix = (f"download it yourself (e.g. `curl -L -o {dest} {url}`), or put the file in "
@@ -307,7 +285,7 @@ def _looks_like_path(text: str) -> bool:
 
 def _infer_format(path: Path) -> str:
     """'wikiextractor', 'mediawiki' or 'plain', from the first decompressed bytes."""
-    from .corpus import _utf8_head, open_binary
+    from .files import _utf8_head, open_binary
 
     with open_binary(path) as fh:
         head = fh.read(4096)  # 1024 characters even in UTF-32
@@ -395,7 +373,7 @@ def resolve_corpus(name_or_path: str | os.PathLike,
         return path, _spec_for_path(path)
     if path.is_dir():
         raise QwemError(f"{path} is a folder, not a file: a corpus of several files "
-                        "is read by qwem embed, train and theory (qwem_lib.shards); "
+                        "is read by qwem embed, train and theory (qwem_lib.corpus.shards); "
                         "here pass one file inside it")
     if path.exists():
         raise QwemError(f"{path} is not a file; pass the corpus file itself")
@@ -507,3 +485,19 @@ def first_available(candidates, *, echo=print) -> tuple[str, str]:
             if echo is not None:
                 echo(f"corpus {name!r} not available, trying the next one")
     raise QwemError(f"none of {[c for c, _ in candidates]} could be found")
+
+
+def corpus_identity(corpus) -> dict | list:
+    """The identity of a corpus: of the file a name or path resolves to, or a list
+    of those of its files (a folder, a glob, several files or a list of them).
+
+    The content of each file (:func:`file_identity`), with its detected format; the
+    name as typed is not part of it, so the same text under two names shares entries
+    and two texts under one name never do.
+    """
+    files = resolve_corpora(corpus)
+    ids = [{**file_identity(path), "format": spec.format,
+            "normalised": bool(spec.normalised)} for path, spec in files]
+    if isinstance(corpus, (list, tuple)) or len(ids) > 1:
+        return ids
+    return ids[0]

@@ -27,10 +27,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .devices import default_device
-from .errors import QwemError
-from ._threads import run_ranges, run_rows, run_threads
-from .memory import require, require_dense
+from ..kernels.threads import run_ranges, run_rows, run_threads
+from ..runtime.devices import default_device
+from ..runtime.errors import QwemError
+from ..runtime.memory import require, require_dense
 
 __all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_sparse",
            "add_counts", "upper_triangle", "mirror_upper", "count_pairs_naive",
@@ -255,7 +255,7 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
     QwemError
         On bad input, or before any work if the counts and the target made from
         them in place would not fit in the memory available
-        (:func:`qwem_lib.memory.require_dense`; ``QWEM_MEMORY_CHECK=0`` skips it).
+        (:func:`qwem_lib.runtime.memory.require_dense`; ``QWEM_MEMORY_CHECK=0`` skips it).
     """
     ids, vocab_size = _check_ids(ids, vocab_size)
     w = window_weights(context_len, weighting)
@@ -263,7 +263,7 @@ def count_pairs(ids, vocab_size: int, context_len: int = 16,
     require_dense(vocab_size, COUNT_BYTES_PER_ENTRY, device,
                   what="counting pairs (dense V x V statistics)",
                   overhead=COUNT_OVERHEAD_BYTES + COUNT_BYTES_PER_TOKEN * len(ids))
-    from .progress import bar as progress_bar
+    from ..runtime.progress import bar as progress_bar
 
     bar = progress_bar(progress, total=len(ids), desc="co-occurrence", unit="tok",
                        unit_scale=True)
@@ -595,7 +595,7 @@ def count_pairs_sparse(ids, vocab_size: int, context_len: int = 16,
     QwemError
         On bad input (as :func:`count_pairs`), or if the working arrays (before any
         work) or the result (after the first pass, which counts its entries) would
-        not fit in the memory available (:func:`qwem_lib.memory.require`;
+        not fit in the memory available (:func:`qwem_lib.runtime.memory.require`;
         ``QWEM_MEMORY_CHECK=0`` skips it).
     """
     import scipy.sparse
@@ -620,7 +620,7 @@ def count_pairs_sparse(ids, vocab_size: int, context_len: int = 16,
     if T < 2 or len(seps) == 0:
         return empty()
     sort_positions, count_rows, fill_rows, symmetrize_values = _sparse_kernels()
-    from .progress import bar as progress_bar
+    from ..runtime.progress import bar as progress_bar
 
     ids32 = np.ascontiguousarray(ids, dtype=np.int32)
     starts = np.zeros(V + 1, dtype=np.int64)
@@ -697,7 +697,7 @@ def count_pairs_sparse(ids, vocab_size: int, context_len: int = 16,
 def add_counts(A, B, *, n_threads: int | None = None):
     """``A + B`` for two sparse count matrices, exactly, into arrays of the exact size.
 
-    The sum of the shards' counts (:mod:`qwem_lib.shards`): each row of the result
+    The sum of the shards' counts (:mod:`qwem_lib.corpus.shards`): each row of the result
     merges the sorted rows of ``A`` and ``B``, in two compiled passes (the size of
     every row, then the entries), so memory is the two inputs and the result, not
     scipy's ``A + B`` working copy of ``nnz(A) + nnz(B)`` entries.  The same values
@@ -716,7 +716,7 @@ def add_counts(A, B, *, n_threads: int | None = None):
     -------
     (V, V) scipy.sparse.csr_matrix, float64, canonical
     """
-    from . import _sparse_kernel as kern
+    from ..kernels import _sparse as kern
 
     if A.shape != B.shape:
         raise QwemError(f"cannot add counts of shapes {A.shape} and {B.shape}: the "
@@ -767,10 +767,10 @@ def upper_triangle(C, *, n_threads: int | None = None):
     """The entries of a canonical CSR matrix on and above its diagonal.
 
     A symmetric count matrix is known from its upper triangle, half its entries:
-    what the shards of a corpus send and sum (:mod:`qwem_lib.shards`);
+    what the shards of a corpus send and sum (:mod:`qwem_lib.corpus.shards`);
     :func:`mirror_upper` gives the whole matrix back, bit for bit.
     """
-    from . import _sparse_kernel as kern
+    from ..kernels import _sparse as kern
 
     C = _canonical(C)
     parts = 4 * max(1, int(n_threads or torch.get_num_threads()))
@@ -786,7 +786,7 @@ def upper_triangle(C, *, n_threads: int | None = None):
 def mirror_upper(U):
     """The symmetric matrix ``U + Uᵀ - diag(U)`` of an upper-triangular canonical
     CSR matrix (:func:`upper_triangle`), canonical, in one compiled pass."""
-    from . import _sparse_kernel as kern
+    from ..kernels import _sparse as kern
 
     V = U.shape[0]
     sizes = np.zeros(V, np.int64)

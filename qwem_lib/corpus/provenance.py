@@ -11,11 +11,11 @@
   (:func:`qwem_lib.corpus.normalise`, scheme ``text8``), the words joined by single
   spaces and cut at the last space within the first 10⁸ + 1 bytes.  Checked by
   sha256.
-* ``text8``: downloaded from its public address (:data:`qwem_lib.data.CORPORA`);
+* ``text8``: downloaded from its public address (:data:`qwem_lib.corpus.data.CORPORA`);
   ``sample``: bundled with the package.
 
 The sources, licences and checksums are in ``qwem_lib/data_files/PROVENANCE.md``.
-Files are written to ``cache_dir()/"corpora"`` (where :func:`qwem_lib.data.
+Files are written to ``cache_dir()/"corpora"`` (where :func:`qwem_lib.corpus.data.
 resolve_corpus` looks), through a temporary file that is kept only when its size and
 sha256 match: a failed or interrupted fetch leaves nothing behind.  ``mirror``
 replaces the source's base address (e.g. ``file:///srv/mirror`` holding ``text/AA/
@@ -32,9 +32,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime._atomic import atomic_path
+from ..runtime.errors import QwemError
 from . import data
-from ._atomic import atomic_path
-from .errors import QwemError
 
 __all__ = ["Recipe", "RECIPES", "fetch", "status", "derive_text8"]
 
@@ -49,7 +49,7 @@ class Recipe:
     Attributes
     ----------
     name : str
-        Its registry name (:data:`qwem_lib.data.CORPORA`).
+        Its registry name (:data:`qwem_lib.corpus.data.CORPORA`).
     output : str
         The file written (uncompressed; one of the registry's accepted names).
     sha256, size : str, int
@@ -142,7 +142,7 @@ def _check(digest, n_bytes: int, recipe: Recipe, what: str) -> None:
 
 def _fetch_parts(recipe: Recipe, dest: Path, mirror: str | None,
                  progress: bool) -> None:
-    from .progress import bar as progress_bar
+    from ..runtime.progress import bar as progress_bar
 
     base = (mirror or recipe.base_url).rstrip("/")
     digest, n_bytes = hashlib.sha256(), 0
@@ -175,7 +175,7 @@ def derive_text8(source: str | os.PathLike, dest: str | os.PathLike,
     spaces, no final newline; with ``limit``, the first ``limit + 1`` bytes cut at
     their last space (text8's own cut).  Returns (bytes, sha256) of ``dest``.
     """
-    from .corpus import iter_words
+    from .text import iter_words
 
     cap = None if limit is None else int(limit) + 1
     written = 0
@@ -221,7 +221,7 @@ def fetch(name: str, *, mirror: str | None = None, dest_dir=None,
     Parameters
     ----------
     name : str
-        A registry name (:data:`qwem_lib.data.CORPORA`).
+        A registry name (:data:`qwem_lib.corpus.data.CORPORA`).
     mirror : str, optional
         Base address replacing the source's (``https://…`` or ``file://…``).
     dest_dir : path, optional
@@ -231,7 +231,7 @@ def fetch(name: str, *, mirror: str | None = None, dest_dir=None,
     Returns
     -------
     Path
-        The corpus file (an existing copy, wherever :func:`~qwem_lib.data.
+        The corpus file (an existing copy, wherever :func:`~qwem_lib.corpus.data.
         resolve_corpus` finds it, is returned as it is).
 
     Raises

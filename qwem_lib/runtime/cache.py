@@ -18,7 +18,7 @@ Examples
 --------
 >>> from qwem_lib import cache
 >>> arrays, hit = cache.cached("demo", {"n": 3},  # doctest: +SKIP
-...                            lambda: {"x": np.arange(3)}, code=("qwem_lib.cache",))
+...                            lambda: {"x": np.arange(3)}, code=("qwem_lib.runtime.cache",))
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -39,7 +40,7 @@ from ._atomic import DAMAGE
 from .errors import QwemError
 
 __all__ = ["CacheWarning", "cached", "load", "store", "entry_path", "key_digest",
-           "file_identity", "corpus_identity", "code_fingerprint",
+           "file_identity", "cache_dir", "code_fingerprint",
            "function_fingerprint"]
 
 _KEY = "__key__"  # the array in each entry holding its full key (JSON)
@@ -88,26 +89,32 @@ def file_identity(path: str | os.PathLike) -> dict:
     return dict(_identities[memo], read_as=_READ_AS.get(path.suffix.lower(), "plain"))
 
 
-def corpus_identity(corpus) -> dict | list:
-    """The identity of a corpus: of the file a name or path resolves to, or a list
-    of those of its files (a folder, a glob, several files or a list of them).
+def _default_cache_dir() -> Path:
+    env = os.environ.get("QWEM_CACHE", "")
+    if env:
+        return Path(env).expanduser()
+    if "google.colab" in sys.modules:
+        return Path("/content/qwem_cache")
+    return Path.home() / ".cache" / "qwem"
 
-    The content of each file (:func:`file_identity`), with its detected format; the
-    name as typed is not part of it, so the same text under two names shares entries
-    and two texts under one name never do.
+
+def cache_dir() -> Path:
+    """The cache folder, created if needed.
+
+    ``QWEM_CACHE`` if set; else ``/content/qwem_cache`` in Google Colab; else
+    ``~/.cache/qwem``.
     """
-    from .data import resolve_corpora
-
-    files = resolve_corpora(corpus)
-    ids = [{**file_identity(path), "format": spec.format,
-            "normalised": bool(spec.normalised)} for path, spec in files]
-    if isinstance(corpus, (list, tuple)) or len(ids) > 1:
-        return ids
-    return ids[0]
+    path = _default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QwemError(f"cannot create the cache folder {path} ({exc}); set the "
+                        "environment variable QWEM_CACHE to a writable folder") from exc
+    return path
 
 
 def _module_file(name: str) -> Path | None:
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the qwem_lib folder
     rel = name.split(".")[1:]
     if not rel:
         return root / "__init__.py"
@@ -121,13 +128,18 @@ def _module_file(name: str) -> Path | None:
 def _imports(name: str, source: str) -> set[str]:
     """The ``qwem_lib`` modules a module's source imports (anywhere in it)."""
     package = "qwem_lib"
+    path = _module_file(name)
+    # the package a relative import starts from: the module's own for a package
+    here = name.split(".") if path is not None and path.name == "__init__.py" \
+        else name.split(".")[:-1]
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith(package + ".")}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative to the package (modules are one level deep)
-                base = package if not node.module else f"{package}.{node.module}"
+            if node.level:
+                parts = here[:len(here) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
             elif node.module and node.module.split(".")[0] == package:
                 base = node.module
             else:
@@ -245,7 +257,6 @@ def key_digest(kind: str, key: Mapping, *, code: Iterable[str]) -> str:
 
 def entry_path(kind: str, key: Mapping, *, code: Iterable[str]) -> Path:
     """Where the entry of ``(kind, key, code)`` lives (it may not exist)."""
-    from .data import cache_dir
 
     return cache_dir() / kind / f"{key_digest(kind, key, code=code)}.npz"
 
@@ -269,7 +280,6 @@ def load(kind: str, key: Mapping, *, code: Iterable[str]) -> dict | None:
     Every array is read (so a corrupted one is found here, not later); a damaged
     entry, or one stored under another key, is reported, removed and None returned.
     """
-    from .data import cache_dir
 
     code = tuple(code)
     try:
@@ -317,7 +327,6 @@ def store(kind: str, key: Mapping, arrays: Mapping, *, code: Iterable[str]) -> b
     folder, and the caller goes on with its result.
     """
     from ._atomic import atomic_path
-    from .data import cache_dir
 
     code = tuple(code)
     try:

@@ -13,7 +13,7 @@
 
 A corpus may be several files (a folder, a glob or a list after ``--corpus``): they are
 counted file by file, windows never crossing from one into the next, and with
-``--cluster`` on a Dask cluster (``qwem_lib.shards``).
+``--cluster`` on a Dask cluster (``qwem_lib.corpus.shards``).
 
 Embeddings are read in word2vec text or binary format or GloVe's text, compressed
 (gzip, bz2, xz) or not, detected from the content (``--format`` forces one).
@@ -34,7 +34,7 @@ import sys
 import time
 import warnings
 
-from .errors import QwemError
+from ..runtime.errors import QwemError
 
 __all__ = ["main", "build_parser"]
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="qwem", description="word2vec as matrix factorisation of M* "
         "(Karkada et al., NeurIPS 2025): closed-form embeddings and evaluation.")
-    from . import __version__
+    from .. import __version__
 
     p.add_argument("--version", action="version", version=f"qwem {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -342,9 +342,9 @@ def _mstar_inputs(args: argparse.Namespace, *, eigen: bool):
     """Corpus statistics for train/theory: tokens, P_ij, unigram, M*, device.
 
     ``eigen``: the caller computes top eigenpairs of M* (in the memory check)."""
-    from .devices import default_device
-    from .pipeline import EmbedConfig, Stopwatch, pair_statistics, require_memory
-    from .targets import m_star
+    from ..pipeline import EmbedConfig, Stopwatch, pair_statistics, require_memory
+    from ..runtime.devices import default_device
+    from ..targets import m_star
 
     config = EmbedConfig(corpus=_corpus(args), vocab_size=args.vocab_size,
                          embed_dim=args.dim, context_len=args.window,
@@ -360,13 +360,13 @@ def _mstar_inputs(args: argparse.Namespace, *, eigen: bool):
 
 
 def _cluster(args: argparse.Namespace):
-    """``--cluster`` with ``--cluster-timeout`` (a :class:`qwem_lib.shards.Cluster`),
+    """``--cluster`` with ``--cluster-timeout`` (a :class:`qwem_lib.corpus.shards.Cluster`),
     or None."""
     if args.cluster_timeout is not None and not args.cluster:
         raise QwemError("--cluster-timeout applies only with --cluster ADDRESS")
     if args.cluster is None:
         return None
-    from .shards import LOST_AFTER, Cluster
+    from ..corpus.shards import LOST_AFTER, Cluster
 
     timeout = LOST_AFTER if args.cluster_timeout is None else args.cluster_timeout
     if not (timeout > 0) or timeout == float("inf"):
@@ -386,7 +386,7 @@ def _corpus_input(args: argparse.Namespace, outputs=()) -> list:
     corpus either: the next run would read it as one of the corpus's files."""
     from pathlib import Path
 
-    from .data import resolve_corpora
+    from ..corpus.data import resolve_corpora
 
     for item in args.corpus:
         folder = Path(item).expanduser()
@@ -414,7 +414,7 @@ def _describe(corpus) -> str:
 def _run_info(args: argparse.Namespace) -> dict:
     """What a checkpoint of ``qwem train`` must match to be resumed: the corpus's
     content and the statistics' settings."""
-    from .cache import corpus_identity
+    from ..corpus.data import corpus_identity
 
     return {"corpus": corpus_identity(_corpus(args)), "scheme": args.scheme,
             "vocab_size": args.vocab_size, "window": args.window}
@@ -552,10 +552,10 @@ def _drop_stdout() -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._atomic import atomic_path, check_outputs
-    from .devices import default_device
-    from .pipeline import EmbedConfig, Stopwatch, closed_form
-    from .vectors import check_words, save_word2vec
+    from ..pipeline import EmbedConfig, Stopwatch, closed_form
+    from ..runtime._atomic import atomic_path, check_outputs
+    from ..runtime.devices import default_device
+    from ..vectors import check_words, save_word2vec
 
     t_start = time.perf_counter()
     config = EmbedConfig(corpus=_corpus(args), vocab_size=args.vocab_size,
@@ -595,8 +595,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _embed_report(args, config, res, watch, out, t_start) -> None:
     """``qwem embed``'s summary on stderr, and ``--timings``."""
-    from ._atomic import write_json
-    from .memory import peak_rss_bytes
+    from ..runtime._atomic import write_json
+    from ..runtime.memory import peak_rss_bytes
 
     n_neg = int((res.eigvals < 0).sum())
     _log(f"  tokens: {res.n_tokens:,} read, {res.n_kept:,} in vocabulary "
@@ -627,11 +627,11 @@ def _embed_report(args, config, res, watch, out, t_start) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ._atomic import check_outputs, strict_json, write_text
-    from .data import EVAL_FILES, eval_path
-    from .devices import default_device
-    from .evaluate import report
-    from .vectors import load_word2vec
+    from ..corpus.data import EVAL_FILES, eval_path
+    from ..evaluate import report
+    from ..runtime._atomic import check_outputs, strict_json, write_text
+    from ..runtime.devices import default_device
+    from ..vectors import load_word2vec
 
     check_outputs([("--out", args.out)],
                   [("FILE", args.file)] + [("(evaluation set)", eval_path(name))
@@ -659,8 +659,8 @@ def _streams(args: argparse.Namespace) -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._atomic import check_outputs
-    from .history import RUN_FILES, run_dir_lock
+    from ..runtime._atomic import check_outputs
+    from ..runtime.history import RUN_FILES, run_dir_lock
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -677,16 +677,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train_locked(args: argparse.Namespace, out) -> int:
     """``qwem train`` in its run folder ``out``, which this process has locked."""
-    from .history import check_run_dir
+    from ..runtime.history import check_run_dir
 
     # an old run is deleted (with --overwrite) only by the trainer, once the new
     # run's every input has been checked and it is about to write
     check_run_dir(out, resume=args.resume, overwrite=args.overwrite)
     if _streams(args):
         return _train_word2vec(args, out)
-    from ._atomic import write_json
-    from .train import TrainConfig, train
-    from .vectors import check_words, save_word2vec
+    from ..runtime._atomic import write_json
+    from ..train import TrainConfig, train
+    from ..vectors import check_words, save_word2vec
 
     w2v_only = [flag for flag, given in (
         ("--untied", args.untied), ("--epochs", args.epochs is not None),
@@ -732,12 +732,12 @@ def _train_locked(args: argparse.Namespace, out) -> int:
 
 def _train_word2vec(args: argparse.Namespace, out) -> int:
     """``qwem train --loss sgns --reweight word2vec``: word2vec over the token stream."""
-    from ._atomic import write_json
-    from .corpus import load_tokens
-    from .devices import default_device
-    from .sgns_cpu import default_threads
-    from .vectors import check_words, save_word2vec
-    from .word2vec import Word2VecConfig, train_word2vec
+    from ..corpus.tokens import load_tokens
+    from ..kernels.sgns_cpu import default_threads
+    from ..runtime._atomic import write_json
+    from ..runtime.devices import default_device
+    from ..vectors import check_words, save_word2vec
+    from ..word2vec import Word2VecConfig, train_word2vec
 
     if args.steps != "auto":
         raise QwemError("word2vec runs for --epochs passes over the corpus; "
@@ -796,10 +796,10 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ._atomic import check_outputs, write_json
-    from .dynamics import init_scale_to_s2, mode_trajectory, timescales
-    from .spectral import top_eigh
-    from .train import TrainConfig
+    from ..dynamics import init_scale_to_s2, mode_trajectory, timescales
+    from ..runtime._atomic import check_outputs, write_json
+    from ..spectral import top_eigh
+    from ..train import TrainConfig
 
     if not args.init_scale > 0:
         raise QwemError(f"--init-scale must be > 0 (training starts from small "
@@ -852,10 +852,10 @@ def _dims(text: str | None, dim: int) -> list[int]:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from ._atomic import check_outputs, write_json
-    from .data import eval_path
-    from .rmt import category_report, principal_axes, task_vectors
-    from .vectors import load_word2vec
+    from ..corpus.data import eval_path
+    from ..rmt import category_report, principal_axes, task_vectors
+    from ..runtime._atomic import check_outputs, write_json
+    from ..vectors import load_word2vec
 
     check_outputs([("--out", args.out)],
                   [("FILE", args.file),
@@ -891,9 +891,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_neighbors(args: argparse.Namespace) -> int:
-    from .devices import default_device
-    from .evaluate import neighbors
-    from .vectors import load_word2vec
+    from ..evaluate import neighbors
+    from ..runtime.devices import default_device
+    from ..vectors import load_word2vec
 
     if args.k < 1:
         raise QwemError(f"-k must be at least 1, got {args.k}")
@@ -915,8 +915,8 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
 def _cmd_shard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .data import resolve_corpus
-    from .splitter import split_corpus
+    from ..corpus.data import resolve_corpus
+    from ..corpus.splitter import split_corpus
 
     t0 = time.perf_counter()
     path, _spec = resolve_corpus(args.file)  # a registry name or a file
@@ -930,7 +930,7 @@ def _cmd_shard(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from . import data, provenance
+    from ..corpus import data, provenance
 
     if args.action == "list":
         for name, spec in data.CORPORA.items():

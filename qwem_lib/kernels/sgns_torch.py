@@ -1,7 +1,7 @@
 """Skip-gram with negative sampling in batched torch steps: the CUDA path of word2vec.
 
 :func:`qwem_lib.word2vec.train_word2vec` runs this on a GPU (the compiled kernel of
-:mod:`qwem_lib.sgns_cpu` on a CPU).  Same stream as the kernel's: blocks of raw tokens
+:mod:`qwem_lib.kernels.sgns_cpu` on a CPU).  Same stream as the kernel's: blocks of raw tokens
 (windows never cross them), subsampling, dynamic windows in ``1..L``, k negatives from
 ``count^α`` per centre shared by its window's pairs, the linear learning-rate decay.
 The random draws come from torch generators, so a run differs from the kernel's by
@@ -39,14 +39,13 @@ rounding.)
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import QwemError
+from ..runtime.errors import QwemError
 from .sgns_cpu import MIN_LR_RATIO, alias_table
 
 __all__ = ["draw_windows", "window_pairs", "NegativeSampler", "sgns_update",
@@ -130,7 +129,6 @@ class NegativeSampler:
         u = torch.rand(shape, generator=generator, device=self.prob.device,
                        dtype=torch.float64)
         return torch.where(u < self.prob[col], col, self.alias[col])
-
 
 
 # ----------------------------------------------------------------------------------
@@ -413,14 +411,12 @@ def prepare_block(ids: np.ndarray, keep: torch.Tensor, window: int,
                  idx.cpu().numpy(), raw.numel())
 
 
-
-
 # ----------------------------------------------------------------------------------
 # the engine
 # ----------------------------------------------------------------------------------
 
 class TorchSGNS:
-    """The stream in batched torch steps, with :class:`qwem_lib.sgns_cpu.Hogwild`'s
+    """The stream in batched torch steps, with :class:`qwem_lib.kernels.sgns_cpu.Hogwild`'s
     interface (``run``, ``words_done``, ``steps``, ``flow_time``, ``running_loss``,
     ``to_arrays``); a step is a batch of ``batch_size`` kept centres.
 

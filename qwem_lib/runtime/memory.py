@@ -4,7 +4,7 @@ The dense stages (counting pairs into a V x V matrix, the target built from it, 
 full-batch trainer) need memory in proportion to V^2: at the paper's V = 10,000 a
 float64 V x V matrix is 800 MB, at V = 50,000 it is 20 GB.  Rather than start and be
 killed by the system (or fail deep inside torch), they call :func:`require` up front,
-which raises :class:`~qwem_lib.errors.QwemError` naming the size that would fit.
+which raises :class:`~qwem_lib.runtime.errors.QwemError` naming the size that would fit.
 
 * :func:`available_bytes`: on a CPU the lower of ``MemAvailable`` in ``/proc/meminfo``
   and, in a container, the cgroup's limit minus its usage (cgroup v2 ``memory.max``

@@ -35,7 +35,7 @@ __all__ = ["atomic_path", "check_outputs", "write_text", "write_json", "strict_j
 #: unsupported compression method or the "encrypted" flag (NotImplementedError,
 #: RuntimeError), a garbled .npy header or JSON (ValueError), a member missing
 #: (KeyError), a garbled shape too large to allocate (MemoryError).  One tuple, used
-#: by :mod:`qwem_lib.history` and :mod:`qwem_lib.cache` alike.
+#: by :mod:`qwem_lib.runtime.history` and :mod:`qwem_lib.runtime.cache` alike.
 DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
           NotImplementedError, RuntimeError, MemoryError)
 

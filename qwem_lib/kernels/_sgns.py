@@ -1,4 +1,4 @@
-"""The compiled SGNS kernel of :mod:`qwem_lib.sgns_cpu` (numba).
+"""The compiled SGNS kernel of :mod:`qwem_lib.kernels.sgns_cpu` (numba).
 
 Imported only when a CPU word2vec run starts, so that importing ``qwem_lib`` neither
 imports numba nor compiles anything.  Compiled code is cached on disk (numba's
@@ -11,8 +11,6 @@ import math
 
 import numpy as np
 from numba import njit
-
-from .sgns_cpu import MIN_LR_RATIO
 
 LOSS_EVERY = 16  # the running loss is summed over every 16th centre of a thread
 PROGRESS_EVERY = 256  # centres between two updates of a thread's visible progress
@@ -171,7 +169,8 @@ def _window(W, C, ctx, m, c, tg, k, shared, lr, prob, alias, Vu, s, neu, gbuf, s
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
 def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, epoch,
-         blk_hi, state, rng, target, lr0, total_words, lr_base, lr_mult, acc, halt):
+         blk_hi, state, rng, target, lr0, lr_floor, total_words, lr_base, lr_mult, acc,
+         halt):
     """One thread's part of a wave: train until its next centre lies at or beyond
     raw position ``target`` (or its last block ``blk_hi - 1`` is done, or
     ``halt[0]`` is set).
@@ -180,7 +179,7 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
     words read, centres trained; ``rng`` (uint64, 1): the random state inside a
     begun block; ``acc`` (float64): sampled loss, its pairs, all pairs, Σ lr·pairs.
     All four are updated in place.  The learning rate at a centre of raw position p
-    is ``lr0 · max(1e-4, 1 - (lr_base + lr_mult · p)/total_words)``.
+    is ``lr0 · max(lr_floor, 1 - (lr_base + lr_mult · p)/total_words)``.
     """
     N = ids.shape[0]
     d = W.shape[1]
@@ -225,7 +224,7 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
             if m == 0:
                 continue
             c = kept[i]
-            lr = lr0 * max(MIN_LR_RATIO, 1.0 - (lr_base + lr_mult * kraw[i])
+            lr = lr0 * max(lr_floor, 1.0 - (lr_base + lr_mult * kraw[i])
                            / total_words)
             sample = ncent % LOSS_EVERY == 0
             if shared:

@@ -2,15 +2,15 @@
 
 A chapter's hidden setup cell calls :func:`setup` (figure style, seeds, the torch
 device); its configuration cell reads the scale switch with :func:`scale` and finds its
-corpus with :func:`qwem_lib.data.first_available`; results that are tables are shown
-with :func:`table`.  Expensive results are cached with :func:`qwem_lib.cache.cached`.
+corpus with :func:`qwem_lib.corpus.data.first_available`; results that are tables are shown
+with :func:`table`.  Expensive results are cached with :func:`qwem_lib.runtime.cache.cached`.
 
 Every number a chapter's prose states about its own runs comes from :class:`Results`:
 ``R = book.results("03_wikipedia_mstar")`` in the setup cell, then ``R.glue(key,
 value)`` where the value is computed.  The value is glued (myst-nb) for the prose,
 ``{glue:text}`key:.1%``, and kept in a small JSON file per chapter and scale, which
 the page "The paper, result by result" (``book/replication.md``) reads to compare
-the chapters' results with the paper's (:mod:`qwem_lib.paper`, :mod:`qwem_lib.ledger`).
+the chapters' results with the paper's (:mod:`qwem_lib.paper`, :mod:`qwem_lib.book.ledger`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def setup(seed: int = 0):
     import numpy as np
     import torch
 
-    from . import plotting
+    from .. import plotting
 
     plotting.style()
     random.seed(seed)
@@ -49,7 +49,7 @@ def setup(seed: int = 0):
 
 def scale() -> str:
     """The scale switch, ``QWEM_SCALE`` (default ``full``): ``small`` or ``full``."""
-    from .errors import QwemError
+    from ..runtime.errors import QwemError
 
     value = os.environ.get("QWEM_SCALE", "full").strip() or "full"
     if value not in SCALES:
@@ -114,7 +114,7 @@ def results_dir() -> Path:
     env = os.environ.get("QWEM_RESULTS", "").strip()
     if env:
         return Path(env)
-    from .data import cache_dir
+    from ..runtime.cache import cache_dir
 
     return cache_dir() / "book-results"
 
@@ -195,7 +195,7 @@ class Results:
 
     def done(self) -> None:
         """Write the chapter's results, complete (its last cell)."""
-        from ._atomic import write_json
+        from ..runtime._atomic import write_json
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, {"chapter": self.chapter, "scale": self.scale,
@@ -250,7 +250,7 @@ def point_at_repository(root: str | os.PathLike = ".") -> list[Path]:
     """
     import yaml
 
-    from .errors import QwemError
+    from ..runtime.errors import QwemError
 
     root = Path(root)
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
@@ -269,7 +269,7 @@ def point_at_repository(root: str | os.PathLike = ".") -> list[Path]:
         new = _COLAB_LINK.sub(lambda _: link, text)
         new = _REPOSITORY_LINE.sub(lambda m: f'{m.group(1)}"{url}"', new)
         if new != text:
-            from ._atomic import write_text
+            from ..runtime._atomic import write_text
 
             write_text(md, new)
             changed.append(md)

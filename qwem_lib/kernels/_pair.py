@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._threads import run_ranges
+from .threads import run_ranges
 
 QWEM, SGNS = 0, 1
 LOSS_CODES = {"qwem": QWEM, "sgns": SGNS}

@@ -5,7 +5,6 @@ Shared by both trainers, :func:`qwem_lib.train.train` (on the pair statistics) a
 
 * :class:`History`: what a run recorded at its checkpoints (step, flow time, loss,
   singular values, analogy accuracy), saved as ``history.json``;
-* :class:`TrainResult`: what a run returns (word2vec's result subclasses it);
 * :func:`save_checkpoint` and :func:`load_checkpoint`: the full state of a run in one
   ``.npz``, written atomically, with a JSON ``meta`` (every setting that changes the
   trajectory, fingerprints of the data) that a resumed run must match; a difference
@@ -29,19 +28,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from ._repr import short_repr
 from ._atomic import DAMAGE, atomic_path
+from ._repr import short_repr
 from .errors import QwemError
 
-if TYPE_CHECKING:  # annotation only: importing train here would be a cycle
-    from .train import TrainConfig
-
-__all__ = ["History", "TrainResult", "RUN_FILES", "LOCK_FILE", "check_run_dir",
+__all__ = ["History", "RUN_FILES", "LOCK_FILE", "check_run_dir",
            "prepare_run_dir", "run_dir_lock",
            "save_checkpoint", "load_checkpoint", "meta_differences",
            "data_fingerprint", "diverged_error"]
@@ -126,34 +122,6 @@ class History:
     def s2(self) -> np.ndarray:
         """Squared singular values, ``(T, d)`` float64."""
         return np.asarray(self.singular_values, dtype=np.float64) ** 2
-
-
-@dataclass(frozen=True, eq=False)
-class TrainResult:
-    """Outcome of :func:`qwem_lib.train.train`.
-
-    Attributes
-    ----------
-    W : (V, d) tensor
-        Final embeddings (on the training device).
-    history : History
-    lr : float
-        The learning rate used (resolved if ``"auto"``).
-    steps : int
-        The number of steps run (resolved if ``"auto"``).
-    dt : float
-        Flow time per step.
-    config : TrainConfig
-    """
-
-    __repr__ = short_repr
-
-    W: torch.Tensor
-    history: History
-    lr: float
-    steps: int
-    dt: float
-    config: TrainConfig
 
 
 # ----------------------------------------------------------------------------------
@@ -381,7 +349,7 @@ def prepare_run_dir(out_dir, *, resume: bool, overwrite: bool) -> None:
 # ----------------------------------------------------------------------------------
 
 # What a damaged file can raise while it is opened or an array read (the same tuple
-# as the cache's: qwem_lib._atomic.DAMAGE).
+# as the cache's: qwem_lib.runtime._atomic.DAMAGE).
 _DAMAGE = DAMAGE
 
 # Meta keys holding fingerprints: a difference is named, not printed as two hashes.
@@ -397,7 +365,7 @@ def save_checkpoint(path, meta: dict, **arrays) -> Path:
     fingerprints of its data) is stored as the JSON string ``meta``;
     :func:`load_checkpoint` refuses a checkpoint whose ``meta`` differs from the
     run's.  A crash while writing leaves the previous checkpoint in place
-    (:func:`qwem_lib._atomic.atomic_path`).
+    (:func:`qwem_lib.runtime._atomic.atomic_path`).
     """
     path = Path(path)
     with atomic_path(path) as tmp:
