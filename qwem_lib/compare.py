@@ -11,12 +11,19 @@ corpus file (reading and tokenising included, no cache reused) and what it recor
   implementation most people use, on exactly our token stream and vocabulary;
 - :func:`qwem_run`: QWEM trained by gradient descent (:func:`qwem_lib.train.train`).
 
-With ``cache=True`` a run is stored under ``cache_dir()/runs`` (:mod:`qwem_lib.runtime.cache`)
-keyed by everything that determines it (the corpus by its content, every setting,
-the library code), and read back instead of recomputed; the stored ``seconds`` are
-those of the run that made it.  ``cache="refresh"`` always recomputes (to time it)
-and replaces the stored run; ``cache=False`` neither reads nor writes.  gensim is an
-optional dependency, needed only here (``pip install gensim``).
+A training run is set against the gradient flow of the paper's Section 3 on the
+theory's own clock: :func:`flow_time` maps its checkpoints to flow time,
+:func:`half_learned_times` measures when each top mode is half-learned beside the
+flow's prediction, and :func:`word2vec_growth_rates` gives the rates at which
+word2vec's own pair weights make its modes grow near ``W = 0``.
+
+With ``cache=True`` a run is stored under ``cache_dir()/runs``
+(:mod:`qwem_lib.runtime.cache`) keyed by everything that determines it (the corpus by
+its content, every setting, the library code), and read back instead of recomputed;
+the stored ``seconds`` are those of the run that made it.  ``cache="refresh"``
+always recomputes (to time it) and replaces the stored run; ``cache=False`` neither
+reads nor writes.  gensim is an optional dependency, needed only here (``pip install
+gensim``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,7 +44,8 @@ from .runtime.errors import QwemError
 
 __all__ = ["WORD2VEC_STATS", "TUNED", "TUNED_BIG", "Run", "closed_form_run",
            "closed_form_process_run", "word2vec_run", "gensim_run", "qwem_run",
-           "gensim_sentences"]
+           "gensim_sentences", "HalfLearned", "flow_time", "half_learned_times",
+           "word2vec_growth_rates"]
 
 # Closed-form knobs (``EmbedConfig`` options) for the statistics word2vec's usual
 # settings train on (window 10, k = 5, negatives from P^{3/4}, subsampling 1e-4), and
@@ -147,11 +156,11 @@ def closed_form_run(config, *, device=None, cache: bool = True,
                           else False)
         seconds = (sum(res.timings.values()) if res.cached   # the computing run's
                    else time.perf_counter() - t0)
-        return Run(name or f"svd({config.method})", list(res.words), res.W.cpu().numpy(),
-                   seconds, {"config": asdict(config),
-                             "eigvals": res.eigvals.tolist(),
-                             "stages": res.timings, "n_tokens": res.n_tokens,
-                             "n_kept": res.n_kept, "timed": timed})
+        return Run(name or f"svd({config.method})", list(res.words),
+                   res.W.cpu().numpy(), seconds,
+                   {"config": asdict(config), "eigvals": res.eigvals.tolist(),
+                    "stages": res.timings, "n_tokens": res.n_tokens,
+                    "n_kept": res.n_kept, "timed": timed})
 
     return _untimed_or_timed("closed", name or f"svd({config.method})", key, compute,
                              cache, timed)
@@ -404,3 +413,145 @@ def qwem_run(embed_config, train_config, *, device=None, lr_cap: float | None = 
     key = {"embed": embed_config.key(), "train": train_config.to_dict(),
            "lr_cap": lr_cap}
     return _cached("qwem", name, key, compute, cache)
+
+
+# ----------------------------------------------------------------------------------
+# a run on the theory's clock (chapter 5's Figure 2 row)
+# ----------------------------------------------------------------------------------
+
+class HalfLearned(NamedTuple):
+    """Half-learned times of a run's top modes, measured and predicted.
+
+    Attributes
+    ----------
+    measured : (K,) float64 ndarray
+        Flow time at which ``s_k^2`` first reaches ``λ_k/2`` (``nan``: never).
+    theory : (K,) float64 ndarray
+        The gradient flow's ``t_k`` from the run's initial scale (eq-sigmoid).
+    """
+
+    measured: np.ndarray
+    theory: np.ndarray
+
+
+def flow_time(run: Run) -> np.ndarray:
+    """A training run's checkpoints in the flow time of the paper's Section 3.
+
+    A step of size η on a loss ``c · ¼||WW^T - M*||²`` advances the flow by
+    ``Δt = 2ηc`` (eq-step-time).  QWEM (:func:`qwem_run`) records that time itself
+    (``c = 1``).  Word2vec (:func:`word2vec_run`) records ``Σ η`` over the positive
+    pairs it trained on; its loss per positive pair is, to second order, the quartic
+    loss with ``c = (1 + k)/(2V²)`` (chapter 5), so its flow time is ``(1 + k)/V²``
+    times the recorded one.
+
+    Parameters
+    ----------
+    run : Run
+        From :func:`qwem_run` or :func:`word2vec_run` (with a ``history``); V is
+        ``run.W``'s number of rows, k its ``info["config"]["negatives"]``.
+
+    Returns
+    -------
+    (T,) float64 ndarray
+        One time per checkpoint of ``run.history``.
+
+    Raises
+    ------
+    QwemError
+        If the run recorded no history (a closed form, gensim).
+    """
+    if run.history is None:
+        raise QwemError(f"{run.name!r} recorded no training history: only runs of "
+                        "qwem_run and word2vec_run have a flow time")
+    t = np.asarray(run.history.t)
+    if "train" in run.info:            # QWEM: recorded with c = 1 (the book's loss)
+        return t
+    k = run.info["config"]["negatives"]
+    V = run.W.shape[0]
+    return t * (1 + k) / V ** 2        # word2vec records Σ η: 2c = (1 + k)/V²
+
+
+def half_learned_times(run: Run, eigvals, init_scale: float) -> HalfLearned:
+    """When each top mode of a run is half-learned, against the gradient flow.
+
+    A mode is half-learned when its ``s_k^2`` first reaches ``λ_k/2``
+    (:func:`qwem_lib.dynamics.crossing_times` on :func:`flow_time`); the flow's
+    time is ``t_k = λ_k^{-1} ln((λ_k - σ²)/σ²)`` from ``s_k^2(0) = σ²``
+    (:func:`qwem_lib.dynamics.timescales`, the paper's Section 3, eq-sigmoid).
+
+    Parameters
+    ----------
+    run : Run
+        A training run with a ``history`` (:func:`flow_time`).
+    eigvals : (K,) array
+        ``λ_1 ≥ … ≥ λ_K > 0`` of the target M*: the top K modes are compared.
+    init_scale : float
+        σ of the run's initial ``W`` (entries ``N(0, σ²/d)``).
+
+    Returns
+    -------
+    HalfLearned
+        ``measured`` and ``theory``, each ``(K,)``; their ratio is ``1`` for a run
+        that follows the flow.
+    """
+    from .dynamics import crossing_times, init_scale_to_s2, timescales
+
+    lam = np.asarray(eigvals)
+    s2 = run.history.s2()[:, :len(lam)]
+    measured = crossing_times(flow_time(run), s2, lam / 2)
+    theory = timescales(lam, init_scale_to_s2(init_scale)).t_half.numpy()
+    return HalfLearned(measured, theory)
+
+
+_GROWTH_ROWS = 1024   # rows of the V x V buffer updated at a time
+
+
+def word2vec_growth_rates(corpus: str, vocab_size: int, config, n_modes: int, *,
+                          scheme: str = "auto", device=None) -> np.ndarray:
+    """Growth rates ``μ_k`` of word2vec's top modes near ``W = 0``, in flow time.
+
+    Near ``W = 0`` word2vec's expected update, on :func:`flow_time`'s clock, is
+    ``dW/dt = ½ M̃ W`` with ``M̃ = 2(P^sub - kQ) V²/(1 + k)``: ``P^sub`` its
+    subsampled, windowed pair distribution, ``Q_ij = (P_i n_j + n_i P_j)/2`` its
+    symmetrised negative pairs, ``n ∝ count^neg_power``.  ``M̃`` is ``G ∘ M*`` of
+    word2vec's own statistics over the mean of ``G`` (chapter 5), so its mode k grows
+    at ``μ_k`` where the flow on M* grows at ``λ_k``, and ``λ_k/μ_k`` predicts the
+    ratio of measured to predicted half-learned times at small learning rates.
+
+    Parameters
+    ----------
+    corpus : str
+        Corpus name or path, as for :func:`word2vec_run`.
+    vocab_size : int
+        V.
+    config : qwem_lib.word2vec.Word2VecConfig
+        Its ``window``, ``negatives``, ``subsample``, ``neg_power`` and
+        ``embed_dim`` set the statistics (:class:`qwem_lib.pipeline.EmbedConfig`).
+    n_modes : int
+        K, the number of top eigenvalues returned.
+    scheme : str
+        Tokenisation scheme of the corpus.
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    (K,) float64 ndarray
+        ``μ_1 ≥ … ≥ μ_K``, the top eigenvalues of ``M̃``.
+    """
+    from .pipeline import EmbedConfig, pair_statistics
+    from .spectral import top_eigh
+
+    k = float(config.negatives)
+    cfg = EmbedConfig(corpus, vocab_size, config.embed_dim, scheme=scheme,
+                      context_len=config.window, negatives=k,
+                      neg_power=config.neg_power, subsample=config.subsample)
+    tokens, B, u = pair_statistics(cfg, device=device, progress=False)
+    n = torch.as_tensor(np.bincount(tokens.ids, minlength=vocab_size),
+                        dtype=B.dtype, device=B.device).pow(config.neg_power)
+    n /= n.sum()
+    V = vocab_size
+    for i0 in range(0, V, _GROWTH_ROWS):         # B = 2(P_sub - kQ), in place
+        i1 = min(i0 + _GROWTH_ROWS, V)
+        B[i0:i1] -= 0.5 * k * (u[i0:i1, None] * n[None, :] + n[i0:i1, None] * u)
+    B.mul_(2 * V ** 2 / (1 + k))
+    return top_eigh(B, n_modes).eigvals.cpu().numpy()

@@ -55,7 +55,9 @@ __all__ = ["mode_trajectory", "Timescales", "timescales", "init_projection",
            "random_init", "predicted_loss", "flow_time_per_step",
            "paper_loss_scale", "steps_to_time", "time_to_steps", "stable_lr",
            "FlowSolution", "integrate_flow", "crossing_times",
-           "discrete_mode_trajectory"]
+           "discrete_mode_trajectory", "half_learned_times", "half_learned_ratio",
+           "first_learned", "next_mode_learned", "appc_bound", "Alignment",
+           "alignment"]
 
 _F64 = torch.float64
 
@@ -573,3 +575,209 @@ def discrete_mode_trajectory(steps, lam, s2_0, lr: float, *,
             done += 1
         out[i] = s2
     return out.reshape(n.shape + tuple(lam.shape))
+
+
+# ----------------------------------------------------------------------------------
+# what a run has learned, and when
+# ----------------------------------------------------------------------------------
+
+def half_learned_times(t, s2, eigvals) -> np.ndarray:
+    """First time each mode is half learned, ``s_k^2 = λ_k/2``, from checkpoints.
+
+    Between two checkpoints the logit ``ln(s_k^2/(λ_k - s_k^2))`` is interpolated
+    linearly in t.  Along the sigmoid of :func:`mode_trajectory` the logit is exactly
+    linear in t (the logistic equation, chapter 2), so the time found does not
+    depend on where log-spaced checkpoints fall; :func:`crossing_times` interpolates
+    ``ln s^2``, exact only while a mode grows exponentially.
+
+    Parameters
+    ----------
+    t : (T,) array, increasing
+        Flow times of the checkpoints.
+    s2 : (T, K) array
+        Squared singular values ``s_k^2`` of W at each checkpoint.
+    eigvals : (K,) array, ``> 0``
+        λ_k, the value mode k converges to.
+
+    Returns
+    -------
+    (K,) float64 array; ``nan`` where a mode never reaches half.
+    """
+    lam = _positive(eigvals, "half_learned_times")
+    u = np.clip(np.asarray(s2) / lam, 1e-300, 1 - 1e-12)    # learned fraction
+    return crossing_times(t, u / (1 - u), 1.0)
+
+
+def half_learned_ratio(t, s2, eigvals, s2_0) -> np.ndarray:
+    """Measured over predicted half-learned time of each mode (1: as the theory says).
+
+    Measured by :func:`half_learned_times` from checkpoints; predicted by the sigmoid
+    started at ``s2_0`` (:func:`timescales`, ``t_half``).
+
+    Parameters
+    ----------
+    t : (T,) array, increasing
+    s2 : (T, K) array
+    eigvals : (K,) array, ``> 0``
+    s2_0 : scalar or (K,) array, ``> 0``
+        The theory's initial values ``s_k^2(0)``.
+
+    Returns
+    -------
+    (K,) float64 array
+    """
+    t_meas = half_learned_times(t, s2, eigvals)
+    t_pred = timescales(np.asarray(eigvals, dtype=np.float64), s2_0).t_half.numpy()
+    return t_meas / t_pred
+
+
+def first_learned(projections, eigvals) -> np.ndarray:
+    """The first checkpoint at which each mode is half learned (the learning order).
+
+    Mode k counts as half learned once W's squared projection on the k-th eigenvector,
+    ``||v_k^T W||^2``, reaches ``λ_k/2``.  Modes learned largest first give a
+    non-decreasing result.
+
+    Parameters
+    ----------
+    projections : (T, K) array
+        ``||v_k^T W||^2`` at each checkpoint (:attr:`Alignment.projections`).
+    eigvals : (K,) array
+
+    Returns
+    -------
+    (K,) int array of checkpoint indices; ``-1`` where a mode is never half learned.
+    """
+    proj = np.asarray(projections, dtype=np.float64)
+    lam = np.asarray(eigvals, dtype=np.float64)
+    reached = proj >= lam / 2
+    return np.where(reached.any(axis=0), reached.argmax(axis=0), -1)
+
+
+def next_mode_learned(t, s2, eigvals, half) -> np.ndarray:
+    """How far mode k + 1 is learned when mode k is half learned.
+
+    ``u_{k+1} = s_{k+1}^2/λ_{k+1}`` at ``t = half[k]``, interpolated linearly between
+    samples: near 0 when the modes are learned one at a time, large when they are
+    learned together (chapter 2, App. C of the paper).
+
+    Parameters
+    ----------
+    t : (T,) array, increasing
+    s2 : (T, K) array
+        ``s_k^2(t)``, modes in the order of ``eigvals``.
+    eigvals : (K,) array
+    half : (K,) array
+        Half-learned time of each mode (:func:`crossing_times` at ``λ_k/2``).
+
+    Returns
+    -------
+    (K - 1,) float64 array
+    """
+    s2, lam = np.asarray(s2), np.asarray(eigvals)
+    return np.array([np.interp(half[k], t, s2[:, k + 1]) / lam[k + 1]
+                     for k in range(len(lam) - 1)])
+
+
+def appc_bound(eigvals) -> np.ndarray:
+    """The paper's App. C bound ``B_k`` for each pair of consecutive modes k, k + 1.
+
+    ``B_k = -λ_k λ_{k+1}/(λ_k - λ_{k+1}) · ln(λ_{k+1}/(λ_k - λ_{k+1}))``.  Sequential
+    learning, each mode learned before the next has grown, is guaranteed when
+    ``ln σ^2`` lies well below every ``B_k`` (a sufficient condition, not a
+    necessary one).
+
+    Parameters
+    ----------
+    eigvals : (K,) array, ``K ≥ 2``, positive and strictly decreasing
+
+    Returns
+    -------
+    (K - 1,) float64 array
+    """
+    lam = np.asarray(eigvals, dtype=np.float64)
+    if lam.ndim != 1 or lam.size < 2 or not (np.all(lam > 0)
+                                             and np.all(np.diff(lam) < 0)):
+        raise QwemError("appc_bound needs two or more positive, strictly decreasing "
+                        f"eigenvalues, got {lam}")
+    a, b = lam[:-1], lam[1:]
+    return -a * b / (a - b) * np.log(b / (a - b))
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    """How far W has turned onto M*'s top eigenvectors, at one moment of training.
+
+    Attributes
+    ----------
+    overlap : float
+        Mean squared cosine of the principal angles between span(W) and the top-d
+        eigenvectors (1: the same subspace; about d/V for a random one).
+    learned : float
+        The same for W's top-r left singular vectors and the top-r eigenvectors,
+        ``r = rank``; ``nan`` while ``rank`` is 0.
+    rank : int
+        Modes past half their eigenvalue: how many ``s_k^2 > λ_k/2``.
+    cloud : (V, c) float32 array
+        Every word on W's top ``c`` singular directions, ``u_k s_k``, each sign
+        matched to the eigenvector's (the paper's Figure 1).
+    projections : (d,) float64 array
+        ``||v_k^T W||^2``, W's squared projection on each top eigenvector.
+    """
+
+    __repr__ = short_repr
+
+    overlap: float
+    learned: float
+    rank: int
+    cloud: np.ndarray
+    projections: np.ndarray
+
+
+def alignment(W, eigvals, eigvecs, *, cloud_dims: int = 3) -> Alignment:
+    """Measure what W has learned of M*'s top eigenpairs (paper, Figures 1 and 2).
+
+    Parameters
+    ----------
+    W : (V, d) tensor or array
+        The embeddings at one checkpoint.
+    eigvals : (d,) array
+        M*'s top-d eigenvalues, descending.
+    eigvecs : (V, d) tensor or array
+        The matching orthonormal eigenvectors, in eigenvalue order.
+    cloud_dims : int
+        Singular directions kept in :attr:`Alignment.cloud`.
+
+    Returns
+    -------
+    Alignment
+    """
+    from .evaluate import subspace_overlap
+
+    W = torch.as_tensor(W).detach().to("cpu", _F64)
+    U_top = torch.as_tensor(eigvecs).to("cpu", _F64)
+    lam = np.asarray(eigvals, dtype=np.float64)
+    if W.ndim != 2 or U_top.shape != W.shape or lam.shape != (W.shape[1],):
+        raise QwemError(f"alignment needs W and eigvecs of one shape (V, d) and d "
+                        f"eigenvalues, got {tuple(W.shape)}, {tuple(U_top.shape)} "
+                        f"and {lam.shape}")
+    U, s, _ = torch.linalg.svd(W, full_matrices=False)
+    rank = int(((s * s).numpy() > 0.5 * lam).sum())
+    full = subspace_overlap(U, U_top, a_basis=True, b_basis=True)
+    learned = (subspace_overlap(U[:, :rank], U_top[:, :rank],
+                                a_basis=True, b_basis=True).mean_cos2
+               if rank else np.nan)
+    c = cloud_dims
+    sign = torch.sign((U[:, :c] * U_top[:, :c]).sum(0))      # match M*'s axes
+    cloud = (U[:, :c] * s[:c] * sign).numpy().astype(np.float32)
+    proj = ((U_top.T @ W) ** 2).sum(1).numpy()
+    return Alignment(full.mean_cos2, learned, rank, cloud, proj)
+
+
+def _positive(eigvals, who: str) -> np.ndarray:
+    """``eigvals`` as a float64 array, refused unless every one is ``> 0``."""
+    lam = np.asarray(eigvals, dtype=np.float64)
+    if not np.all(lam > 0):
+        raise QwemError(f"{who} needs eigenvalues > 0 (a mode with eigenvalue <= 0 "
+                        f"is never learned), got {lam}")
+    return lam

@@ -59,8 +59,8 @@ class EmbedConfig:
     Attributes
     ----------
     corpus : str or tuple of str
-        Registry name or path (see ``qwem_lib.corpus.data.CORPORA``); a folder, a glob or
-        several files make a corpus of several files, counted file by file
+        Registry name or path (see ``qwem_lib.corpus.data.CORPORA``); a folder, a
+        glob or several files make a corpus of several files, counted file by file
         (:mod:`qwem_lib.corpus.shards`; windows do not cross files).
     vocab_size, embed_dim : int
         V and d (the paper: 10,000 and 200).
@@ -153,8 +153,8 @@ class EmbedConfig:
                            ("subsample_draws", "--subsample-draws")):
             check_int(getattr(self, name), name, flag)
         if self.embed_dim >= self.vocab_size:
-            raise QwemError(f"the dimension d={self.embed_dim} must be smaller than the "
-                            f"vocabulary size V={self.vocab_size}; choose --dim < "
+            raise QwemError(f"the dimension d={self.embed_dim} must be smaller than "
+                            f"the vocabulary size V={self.vocab_size}; choose --dim < "
                             "--vocab-size")
         window_weights(self.context_len, self.weighting)
         check_subsample(self.subsample)
@@ -503,6 +503,112 @@ def _top_eigenpairs(M, k: int, *, cache: bool,
                       eig.n_matvecs, eig.n_restarts)
 
 
+def _check_cache(cache) -> None:
+    """Refuse a ``cache`` argument other than True, False or "timed"."""
+    if cache not in (True, False, "timed"):
+        raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
+
+
+def _load_entry(key: dict, watch: Stopwatch) -> dict | None:
+    """The closed-form cache entry of ``key``, or None; reading it is stage
+    "load cache"."""
+    t0 = time.perf_counter()
+    entry = cache_mod.load("closed_form", key, code=_CODE)
+    if entry is not None:
+        watch.record("load cache", time.perf_counter() - t0)
+    return entry
+
+
+def _embeddings(config: EmbedConfig, eig: EighResult,
+                scale: torch.Tensor) -> torch.Tensor:
+    """``W = V_d Λ_d^{1/2}`` of the eigenpairs; ``Γ⁻¹`` times it with
+    ``config.weight_power`` (``scale``: Γ's diagonal)."""
+    W = embeddings_from_eig(eig.eigvals, eig.eigvecs)
+    if config.weight_power:  # W = Γ⁻¹ · top-d factor of ΓM*Γ
+        W = W / scale.to(W.device, W.dtype)[:, None]
+    return W
+
+
+def _from_entry(config: EmbedConfig, entry: dict, check_words, watch: Stopwatch,
+                timed: bool) -> ClosedForm:
+    """The closed form stored in a cache entry; its ``timings`` are those of the
+    run that computed it when ``timed``, else those of ``watch`` (the load)."""
+    words = [str(w) for w in entry["words"]]
+    if check_words is not None:
+        check_words(words)
+    scale = torch.from_numpy(entry["row_scale"])
+    eig = EighResult(torch.from_numpy(entry["eigvals"]),
+                     torch.from_numpy(entry["eigvecs"]),
+                     torch.from_numpy(entry["residuals"]), 0, 0)
+    n_tokens, n_kept = int(entry["n_tokens"]), int(entry["n_kept"])
+    stored_stages = json.loads(str(entry["stages"]))
+    n_pairs = int(entry["n_pairs"]) if int(entry["n_pairs"]) >= 0 else None
+    n_matvecs = int(entry["n_matvecs"])
+    product_seconds = float(entry["product_seconds"])
+    product_seconds = None if product_seconds < 0 else product_seconds
+    stages = stored_stages if timed else dict(watch.stages)
+    return ClosedForm(config, words, _embeddings(config, eig, scale), eig.eigvals,
+                      eig.eigvecs, eig.residuals, n_tokens, n_kept, stages, None,
+                      cached=True, n_pairs=n_pairs, n_matvecs=n_matvecs,
+                      product_seconds=product_seconds)
+
+
+def _target_of(config: EmbedConfig, device, progress: bool, cache: bool | str,
+               watch: Stopwatch, cluster, counts):
+    """The tokens and the target of ``config``: built over the pair distribution
+    ``counts`` = (tokens, P, unigram) that :func:`closed_forms` read once for
+    several configurations, else from the corpus (memory checked first)."""
+    if counts is not None:
+        tokens, P, unigram = counts
+        return tokens, _target_in_place(config, tokens, P, unigram, watch)
+    require_memory(config, device)
+    return statistics(config, device=device, progress=progress, watch=watch,
+                      cache=cache is True, cluster=cluster)
+
+
+def _compute(config: EmbedConfig, device, progress: bool, cache: bool | str,
+             keep_target: bool, watch: Stopwatch, cluster, check_words,
+             counts) -> tuple[ClosedForm, torch.Tensor]:
+    """The closed form of ``config`` computed (stages as in ``watch``), and Γ's
+    diagonal (the row scale stored with it)."""
+    tokens, M = _target_of(config, device, progress, cache, watch, cluster, counts)
+    words = list(tokens.vocab.words)
+    if check_words is not None:
+        check_words(words)
+    n_tokens, n_kept = tokens.n_tokens, tokens.n_kept
+    scale = _row_scale(tokens.vocab.counts, config)
+    del tokens
+    n_pairs = getattr(M, "nnz", None)
+    if n_pairs is not None:   # the operator's float32 copy beside the solver
+        _require_krylov(config, device, extra=4.0 * n_pairs)
+    with watch.stage("eigen"):
+        eig = _top_eigenpairs(M, config.embed_dim, cache=bool(cache),
+                              progress=progress)
+    product_seconds = M.stats["seconds"] if n_pairs is not None else None
+    kept = M if keep_target else None
+    del M
+    result = ClosedForm(config, words, _embeddings(config, eig, scale), eig.eigvals,
+                        eig.eigvecs, eig.residuals, n_tokens, n_kept,
+                        dict(watch.stages), kept, n_pairs=n_pairs,
+                        n_matvecs=eig.n_matvecs, product_seconds=product_seconds)
+    return result, scale
+
+
+def _store(key: dict, result: ClosedForm, scale: torch.Tensor) -> None:
+    """Store a computed closed form under ``key`` in the closed-form cache, with
+    its stage times."""
+    cache_mod.store("closed_form", key, {
+        "words": np.array(result.words), "eigvals": result.eigvals.numpy(),
+        "eigvecs": result.eigvecs.numpy(), "residuals": result.residuals.numpy(),
+        "n_tokens": np.int64(result.n_tokens), "n_kept": np.int64(result.n_kept),
+        "row_scale": scale.numpy(),
+        "n_pairs": np.int64(-1 if result.n_pairs is None else result.n_pairs),
+        "n_matvecs": np.int64(result.n_matvecs),
+        "product_seconds": np.float64(-1.0 if result.product_seconds is None
+                                      else result.product_seconds),
+        "stages": np.array(json.dumps(result.timings))}, code=_CODE)
+
+
 # The settings a target is built from, given the counts: closed forms that differ
 # only in these share one reading and counting of the corpus (closed_forms).
 _TARGET_SETTINGS = ("method", "embed_dim", "negatives", "neg_power", "weight_power")
@@ -528,8 +634,7 @@ def closed_forms(configs, *, device=None, progress: bool = True,
             raise QwemError(f"closed_forms needs EmbedConfigs, got "
                             f"{type(config).__name__}")
         config.validate()
-    if cache not in (True, False, "timed"):
-        raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
+    _check_cache(cache)
     device = default_device(device)
     groups: dict[str, list[int]] = {}
     for i, config in enumerate(configs):
@@ -611,74 +716,15 @@ def closed_form(config: EmbedConfig, *, device=None, progress: bool = True,
     ClosedForm
     """
     config.validate()
-    if cache not in (True, False, "timed"):
-        raise QwemError(f"cache must be True, False or 'timed', got {cache!r}")
+    _check_cache(cache)
     device = default_device(device)
     watch = watch or Stopwatch(device)
     key = config.key() if cache else None
-    entry = None
-    if cache and not keep_target:
-        t0 = time.perf_counter()
-        entry = cache_mod.load("closed_form", key, code=_CODE)
-        if entry is not None:
-            watch.record("load cache", time.perf_counter() - t0)
+    entry = _load_entry(key, watch) if cache and not keep_target else None
     if entry is not None:
-        words = [str(w) for w in entry["words"]]
-        if check_words is not None:
-            check_words(words)
-        scale = torch.from_numpy(entry["row_scale"])
-        eig = EighResult(torch.from_numpy(entry["eigvals"]),
-                         torch.from_numpy(entry["eigvecs"]),
-                         torch.from_numpy(entry["residuals"]), 0, 0)
-        n_tokens, n_kept = int(entry["n_tokens"]), int(entry["n_kept"])
-        stored_stages = json.loads(str(entry["stages"]))
-        n_pairs = int(entry["n_pairs"]) if int(entry["n_pairs"]) >= 0 else None
-        n_matvecs = int(entry["n_matvecs"])
-        product_seconds = float(entry["product_seconds"])
-        product_seconds = None if product_seconds < 0 else product_seconds
-    else:
-        if _counts is not None:  # closed_forms: the counts read once for several
-            tokens, P, unigram = _counts
-            del _counts
-            M = _target_in_place(config, tokens, P, unigram, watch)
-            del P
-        else:
-            require_memory(config, device)
-            tokens, M = statistics(config, device=device, progress=progress,
-                                   watch=watch, cache=cache is True, cluster=cluster)
-        words = list(tokens.vocab.words)
-        if check_words is not None:
-            check_words(words)
-        n_tokens, n_kept = tokens.n_tokens, tokens.n_kept
-        scale = _row_scale(tokens.vocab.counts, config)
-        del tokens
-        n_pairs = getattr(M, "nnz", None)
-        if n_pairs is not None:   # the operator's float32 copy beside the solver
-            _require_krylov(config, device, extra=4.0 * n_pairs)
-        with watch.stage("eigen"):
-            eig = _top_eigenpairs(M, config.embed_dim, cache=bool(cache),
-                                  progress=progress)
-        n_matvecs = eig.n_matvecs
-        product_seconds = M.stats["seconds"] if n_pairs is not None else None
-        if cache:
-            cache_mod.store("closed_form", key, {
-                "words": np.array(words), "eigvals": eig.eigvals.numpy(),
-                "eigvecs": eig.eigvecs.numpy(), "residuals": eig.residuals.numpy(),
-                "n_tokens": np.int64(n_tokens), "n_kept": np.int64(n_kept),
-                "row_scale": scale.numpy(),
-                "n_pairs": np.int64(-1 if n_pairs is None else n_pairs),
-                "n_matvecs": np.int64(n_matvecs),
-                "product_seconds": np.float64(-1.0 if product_seconds is None
-                                              else product_seconds),
-                "stages": np.array(json.dumps(dict(watch.stages)))}, code=_CODE)
-        if not keep_target:
-            del M
-    W = embeddings_from_eig(eig.eigvals, eig.eigvecs)
-    if config.weight_power:  # W = Γ⁻¹ · top-d factor of ΓM*Γ
-        W = W / scale.to(W.device, W.dtype)[:, None]
-    stages = stored_stages if cache == "timed" and entry is not None \
-        else dict(watch.stages)
-    return ClosedForm(config, words, W, eig.eigvals, eig.eigvecs, eig.residuals,
-                      n_tokens, n_kept, stages, M if keep_target else None,
-                      cached=entry is not None, n_pairs=n_pairs, n_matvecs=n_matvecs,
-                      product_seconds=product_seconds)
+        return _from_entry(config, entry, check_words, watch, timed=cache == "timed")
+    result, scale = _compute(config, device, progress, cache, keep_target, watch,
+                             cluster, check_words, _counts)
+    if cache:
+        _store(key, result, scale)
+    return result

@@ -28,7 +28,8 @@ set of outliers no longer changes.
 The other summaries of the paper: :func:`snr` (``λ_max · rank / trace``),
 :func:`localisation` (the power of the mean task vector on each eigen-feature) and
 :func:`ipr` (its inverse participation ratio), and :func:`learned_fraction`, the share
-of that power learned by time t under the closed-form dynamics.
+of that power learned by time t under the closed-form dynamics; :func:`acquired_at`
+reads off a measured accuracy curve when a category is acquired.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ __all__ = ["TaskVectors", "task_vectors", "principal_axes", "category_report",
            "gram_spectrum", "mp_edges", "mp_pdf",
            "mp_cdf", "ks_distance", "spike_location", "spike_strength",
            "tw_scale", "MPFit", "fit_mp", "snr", "localisation", "ipr",
-           "learned_fraction", "TW1_99"]
+           "learned_fraction", "acquired_at", "TW1_99"]
 
 TW1_99 = 2.0234
 """99th percentile of the Tracy-Widom law of order 1 (largest eigenvalue, real)."""
@@ -555,6 +556,47 @@ def learned_fraction(p, t, eigvals, s2_0) -> np.ndarray:
     s2 = mode_trajectory(np.asarray(t, dtype=np.float64), lam, s2_0)
     s2 = np.asarray(s2.cpu() if hasattr(s2, "cpu") else s2, dtype=np.float64)
     return (s2 / lam) @ p
+
+
+def acquired_at(x, y, level) -> float:
+    """Where a category's accuracy ``y`` reaches ``level`` for good.
+
+    The measured moment a category's analogies are learned, to set against the
+    closed form's predictions of it (paper, Sec. 4).  A category is acquired where
+    its accuracy has crossed the level and never falls below it again: after the
+    last sample below ``level`` (NaN counts as below), interpolated linearly
+    between that sample and the next.  Before its features are learned a few
+    analogies can be solved by chance, which a first crossing would mistake for the
+    acquisition.
+
+    Parameters
+    ----------
+    x : (T,) array, increasing
+        Training time at each checkpoint, or the number d of eigen-features kept
+        (the closed form truncated to d features stands in for training time).
+    y : (T,) array
+        Accuracy at each x.
+    level : float
+        E.g. half the final accuracy, ``y[-1] / 2``.
+
+    Returns
+    -------
+    float
+        ``x[0]`` if y is at or above the level throughout; NaN if its last value
+        is below it.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 1 or x.shape != y.shape or not len(x):
+        raise QwemError(f"acquired_at: x {x.shape} and y {y.shape} must be 1-d "
+                        "arrays of the same, nonzero length")
+    below = np.nonzero(~(y >= level))[0]
+    i = below[-1] + 1 if below.size else 0
+    if i == 0:
+        return float(x[0])
+    if i == len(y):
+        return math.nan
+    frac = (level - y[i - 1]) / (y[i] - y[i - 1])      # of the way from i-1 to i
+    return float(x[i - 1] + frac * (x[i] - x[i - 1]))
 
 
 def category_report(tv: TaskVectors, dims: Sequence[int]) -> dict:

@@ -1,4 +1,4 @@
-"""Top eigenpairs of symmetric targets; closed-form embeddings (arXiv 2502.09863, Thm. 1).
+"""Top eigenpairs of symmetric targets; closed-form embeddings (arXiv 2502.09863).
 
 Theorem 1: under Setting 3.1 the QWEM loss is ``(g/4)||W W^T - M*||_F^2 + const``, so
 its global minimisers are ``W = V*_{:, :d} Λ_{:d}^{1/2} U`` (Eckart–Young).  We need the
@@ -93,6 +93,83 @@ def _orthonormalize(Z: torch.Tensor, Q: torch.Tensor | None) -> torch.Tensor:
     return Z
 
 
+def _append(M, Qbuf: torch.Tensor, MQbuf: torch.Tensor, m: int,
+            Z: torch.Tensor) -> int:
+    """Write the orthonormal block Z and its image ``M Z`` after the first m columns
+    of the basis buffers; return Z's width."""
+    w = Z.shape[1]
+    Qbuf[:, m:m + w] = Z
+    MQbuf[:, m:m + w] = M @ Z
+    return w
+
+
+def _start_basis(M, X: torch.Tensor, n_blocks: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The basis buffer and its image, (V, n_blocks·b) each, holding the
+    orthonormalised start block X (V, b) and ``M`` times it in their first b
+    columns."""
+    V, b = X.shape
+    Qbuf = torch.empty(V, n_blocks * b, dtype=X.dtype, device=X.device)
+    MQbuf = torch.empty_like(Qbuf)
+    _append(M, Qbuf, MQbuf, 0, _orthonormalize(X, None))
+    return Qbuf, MQbuf
+
+
+def _expand(M, Qbuf: torch.Tensor, MQbuf: torch.Tensor, m: int, new: int,
+            n_blocks: int) -> int:
+    """Grow the Krylov basis in use (its first m columns, the last ``new`` of them
+    the newest block) by up to ``n_blocks - 1`` blocks, as many as fit; return the
+    columns now in use.
+
+    Each block is ``M`` times the newest one, made orthonormal to the basis; every
+    block's product with ``M`` is kept, so Rayleigh-Ritz needs no extra products.
+    """
+    last = MQbuf[:, m - new:m]
+    for _ in range(n_blocks - 1):
+        if m + last.shape[1] > Qbuf.shape[1]:
+            break
+        w = _append(M, Qbuf, MQbuf, m, _orthonormalize(last, Qbuf[:, :m]))
+        last = MQbuf[:, m:m + w]
+        m += w
+    return m
+
+
+def _rayleigh_ritz(Q: torch.Tensor, MQ: torch.Tensor, b: int):
+    """Ritz pairs of ``M`` in span(Q), from Q (V, m) and its image MQ (V, m).
+
+    Returns
+    -------
+    theta : (m,) tensor, the Ritz values in descending order
+    Y, MY : (V, b) tensors, the top-b Ritz vectors and their images
+    R : (V, b) tensor, their residuals ``M y - θ y``
+    res : (b,) tensor, the residual norms
+    """
+    H = Q.T @ MQ
+    theta, S = torch.linalg.eigh(0.5 * (H + H.T))
+    theta, S = theta.flip(0), S.flip(1)
+    Y, MY = Q @ S[:, :b], MQ @ S[:, :b]
+    R = MY - Y * theta[:b]
+    return theta, Y, MY, R, torch.linalg.vector_norm(R, dim=0)
+
+
+def _n_converged(theta: torch.Tensor, res: torch.Tensor, prev: torch.Tensor | None,
+                 k: int, tol: float, scale: float,
+                 residual_tol: float | None) -> int:
+    """How many of the top-k Ritz pairs, counted from the top, have converged.
+
+    A pair has when its residual is at most ``tol · scale`` (the largest |θ| seen)
+    or its value moved by at most ``tol · |θ|`` since the previous restart
+    (``prev``), and, with ``residual_tol``, its residual is at most
+    ``residual_tol · |θ_1|``.
+    """
+    ok = res[:k] <= tol * scale
+    if prev is not None:
+        ok |= (theta[:k] - prev).abs() <= tol * theta[:k].abs()
+    if residual_tol is not None:     # and every residual small next to θ_1
+        ok &= res[:k] <= residual_tol * theta[0].abs()
+    return int(ok.cumprod(0).sum())
+
+
 def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
                   tol: float, max_restarts: int, callback, bar,
                   residual_tol: float | None = None) -> EighResult:
@@ -104,48 +181,20 @@ def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
     the b kept Ritz vectors plus blocks as wide as the unconverged part, as many as
     fit (at most n_blocks - 1 expansions).
     """
-    V, b = X.shape
-    width = n_blocks * b
-    Qbuf = torch.empty(V, width, dtype=X.dtype, device=X.device)
-    MQbuf = torch.empty_like(Qbuf)
-    Q = _orthonormalize(X, None)
-    Qbuf[:, :b] = Q
-    MQbuf[:, :b] = M @ Q
-    m = b                       # columns of the basis in use
-    n_mv = b
+    b = X.shape[1]
+    Qbuf, MQbuf = _start_basis(M, X, n_blocks)
+    m = new = n_mv = b   # columns in use, of them the newest block; products with M
     scale = 0.0
     done = 0
     prev = None
     for restart in range(max_restarts + 1):
-        # Expand the Krylov basis from the newest block; every block's product with
-        # M is kept, so Rayleigh-Ritz needs no extra products.
-        last = MQbuf[:, m - b:m] if restart == 0 else MQbuf[:, m - nz:m]
-        for _ in range(n_blocks - 1):
-            if m + last.shape[1] > width:
-                break
-            Z = _orthonormalize(last, Qbuf[:, :m])
-            w = Z.shape[1]
-            Qbuf[:, m:m + w] = Z
-            MQbuf[:, m:m + w] = M @ Z
-            last = MQbuf[:, m:m + w]
-            m += w
-            n_mv += w
-            del Z
-        Qall, MQall = Qbuf[:, :m], MQbuf[:, :m]
-        H = Qall.T @ MQall
-        theta, S = torch.linalg.eigh(0.5 * (H + H.T))
-        theta, S = theta.flip(0), S.flip(1)
+        grown = _expand(M, Qbuf, MQbuf, m, new, n_blocks)
+        n_mv += grown - m
+        m = grown
+        theta, Y, MY, R, res = _rayleigh_ritz(Qbuf[:, :m], MQbuf[:, :m], b)
         scale = max(scale, float(theta.abs().max()))
-        Y, MY = Qall @ S[:, :b], MQall @ S[:, :b]
-        R = MY - Y * theta[:b]
-        res = torch.linalg.vector_norm(R, dim=0)
-        ok = res[:k] <= tol * scale
-        if prev is not None:
-            ok |= (theta[:k] - prev).abs() <= tol * theta[:k].abs()
-        if residual_tol is not None:     # and every residual small next to θ_1
-            ok &= res[:k] <= residual_tol * theta[0].abs()
+        done = _n_converged(theta, res, prev, k, tol, scale, residual_tol)
         prev = theta[:k].clone()
-        done = int(ok.cumprod(0).sum())
         if callback is not None:
             callback(restart, theta[:b], res, n_mv)
         if bar is not None and done > bar.n:  # never moves back (one bar, two passes)
@@ -157,18 +206,70 @@ def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
         # continue from the residuals of the unconverged ones, which span the next
         # Krylov directions: span{Y, M Y} = span{Y, R}.
         Z = _orthonormalize(R[:, done:], Y)
-        nz = Z.shape[1]
         Qbuf[:, :b] = Y
         MQbuf[:, :b] = MY
         del Y, MY, R
-        Qbuf[:, b:b + nz] = Z
-        MQbuf[:, b:b + nz] = M @ Z
+        new = _append(M, Qbuf, MQbuf, b, Z)
         del Z
-        m = b + nz
-        n_mv += nz
+        m = b + new
+        n_mv += new
     raise QwemError(
         f"the eigensolver did not converge in {max_restarts} restarts ({done} of {k} "
         f"pairs within tol={tol:g}); raise max_restarts or tol")
+
+
+def _check_problem(M, k: int) -> int:
+    """Refuse a non-square M or a k outside ``1 <= k < V``; return V."""
+    if M.ndim != 2 or M.shape[0] != M.shape[1]:
+        raise QwemError(f"M must be square, got shape {tuple(M.shape)}")
+    V = M.shape[0]
+    if not 1 <= k < V:
+        raise QwemError(f"need 1 <= d < V for the top-d eigenpairs, got d={k}, V={V}; "
+                        "choose a smaller --dim")
+    return V
+
+
+def _dense_top(M, k: int) -> EighResult:
+    """Top-k eigenpairs by a full dense decomposition (small V: cheaper and exact);
+    a matrix-free operator is made dense first."""
+    V, dtype, device = M.shape[0], M.dtype, M.device
+    if not isinstance(M, torch.Tensor):               # a matrix-free operator
+        M = M.to_dense().to(device=device, dtype=dtype)
+    w, U = torch.linalg.eigh(M)
+    w, U = w.flip(0)[:k], U.flip(1)[:, :k]
+    res = torch.linalg.vector_norm(M @ U - U * w, dim=0)
+    return EighResult(w, U, res, V, 0)
+
+
+def _start_block(V: int, b: int, dtype: torch.dtype, device,
+                 seed: int) -> torch.Tensor:
+    """The random (V, b) start block, drawn on the CPU from a private generator
+    seeded with ``seed`` (the same block on every device)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(V, b, generator=gen, dtype=dtype).to(device)
+
+
+def _rough_pass(M, X: torch.Tensor, k: int, work_dtype: torch.dtype | None,
+                n_blocks: int, tol: float, max_restarts: int, callback, bar
+                ) -> tuple[torch.Tensor, int, int]:
+    """The iterations in ``work_dtype`` when it is less precise than M's dtype.
+
+    Returns the start block of the final pass in M's dtype (the rough Ritz vectors,
+    or X when there is no rough pass), the products with M and the restarts spent
+    (counting the switch of precision as one).
+    """
+    dtype = M.dtype
+    if work_dtype is None or not (torch.finfo(work_dtype).eps
+                                  > torch.finfo(dtype).eps):
+        return X, 0, 0
+    Mw = M.to(work_dtype)
+    tol_w = max(tol, 50 * torch.finfo(work_dtype).eps)
+    rough = _block_krylov(Mw, X.to(work_dtype), k, n_blocks, tol_w,
+                          max_restarts, callback, bar)
+    del Mw
+    if bar is not None:
+        bar.set_postfix_str(f"refining in {str(dtype).removeprefix('torch.')}")
+    return rough.eigvecs.to(dtype), rough.n_matvecs, rough.n_restarts + 1
 
 
 def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
@@ -222,41 +323,20 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
     -------
     EighResult
     """
-    if M.ndim != 2 or M.shape[0] != M.shape[1]:
-        raise QwemError(f"M must be square, got shape {tuple(M.shape)}")
-    V = M.shape[0]
-    if not 1 <= k < V:
-        raise QwemError(f"need 1 <= d < V for the top-d eigenpairs, got d={k}, V={V}; "
-                        "choose a smaller --dim")
+    V = _check_problem(M, k)
     dtype, device = M.dtype, M.device
     if tol is None:
         tol = max(1e-7, 50 * torch.finfo(dtype).eps)
     b = min(block_size or k + max(16, k // 6), V)
     if V <= max(3 * b, 600):      # small problems: dense is cheaper and exact
-        if not isinstance(M, torch.Tensor):               # a matrix-free operator
-            M = M.to_dense().to(device=device, dtype=dtype)
-        w, U = torch.linalg.eigh(M)
-        w, U = w.flip(0)[:k], U.flip(1)[:, :k]
-        res = torch.linalg.vector_norm(M @ U - U * w, dim=0)
-        return EighResult(w, U, res, V, 0)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    X = torch.randn(V, b, generator=gen, dtype=dtype).to(device)
+        return _dense_top(M, k)
+    X = _start_block(V, b, dtype, device, seed)
     from .runtime.progress import bar as progress_bar
 
     bar = progress_bar(progress, total=k, desc="eigenpairs", unit="pair")
     try:
-        n_mv = restarts = 0
-        if work_dtype is not None and (torch.finfo(work_dtype).eps
-                                       > torch.finfo(dtype).eps):
-            Mw = M.to(work_dtype)
-            tol_w = max(tol, 50 * torch.finfo(work_dtype).eps)
-            rough = _block_krylov(Mw, X.to(work_dtype), k, n_blocks, tol_w,
-                                  max_restarts, callback, bar)
-            del Mw
-            X = rough.eigvecs.to(dtype)
-            n_mv, restarts = rough.n_matvecs, rough.n_restarts + 1
-            if bar is not None:
-                bar.set_postfix_str(f"refining in {str(dtype).removeprefix('torch.')}")
+        X, n_mv, restarts = _rough_pass(M, X, k, work_dtype, n_blocks, tol,
+                                        max_restarts, callback, bar)
         res = _block_krylov(M, X, k, n_blocks, tol, max_restarts, callback, bar,
                             residual_tol)
     finally:

@@ -1,14 +1,19 @@
 """Training QWEM (or SGNS) embeddings by gradient descent, with checkpoints and history.
 
 Karkada et al., arXiv 2502.09863.  One trainer, two modes, sharing
-:class:`qwem_lib.runtime.history.History` and the checkpoint format (:mod:`qwem_lib.runtime.history`):
+:class:`qwem_lib.runtime.history.History` and the checkpoint format
+(:mod:`qwem_lib.runtime.history`):
 
 * **full batch** (``batch_size=None``): gradient descent on the expected loss
   ``L(W) = sum_ij Ψ+ P_ij l+(x_ij) + k sum_ij Ψ- Q_ij l-(x_ij)``
   (:func:`qwem_lib.losses.expected_grad`).  For QWEM under Setting 3.1 (``G = g = 1``)
   ``∇L = (W W^T - M*) W`` exactly, so a step of size η is an Euler step of the flow
   ``dW/dt = -½(W W^T - M*) W`` of length ``Δt = 2η`` (paper's flow,
-  :func:`qwem_lib.dynamics.flow_time_per_step`).
+  :func:`qwem_lib.dynamics.flow_time_per_step`).  :func:`train` uses that exact
+  gradient ``(W W^T - M*) W`` there, by default in M*'s eigenbasis
+  (``TrainConfig.basis``; the eigendecomposition,
+  :func:`qwem_lib.spectral.eigenbasis`, is cached); every other full-batch
+  configuration evaluates :func:`qwem_lib.losses.expected_grad` in row blocks.
 * **minibatch SGD** (``batch_size=B``): B positive pairs ``(i, j) ~ P_ij`` and B
   negative pairs ``i ~ P_i, j ~ n_j`` (the reweighting's negative distribution) per
   step, weighted by :meth:`qwem_lib.losses.Reweighting.pair_weights`, loss
@@ -30,10 +35,10 @@ accuracy (:func:`qwem_lib.evaluate.analogy_paper`).  With ``out_dir`` the full s
 every checkpoint, and ``resume=True`` continues from it bit for bit; the checkpoint
 records the configuration, the device, the caller's ``run_info`` and a SHA-256 of
 P_ij and the unigram, and a resume with any of them different is refused naming
-what differs (:func:`qwem_lib.runtime.history.load_checkpoint`).  A folder holding another
-run's files is refused unless ``resume`` or ``overwrite``
-(:func:`qwem_lib.runtime.history.prepare_run_dir`), and a run whose dense work would not
-fit in memory is refused before it starts (:mod:`qwem_lib.runtime.memory`).
+what differs (:func:`qwem_lib.runtime.history.load_checkpoint`).  A folder holding
+another run's files is refused unless ``resume`` or ``overwrite``
+(:func:`qwem_lib.runtime.history.prepare_run_dir`), and a run whose dense work would
+not fit in memory is refused before it starts (:mod:`qwem_lib.runtime.memory`).
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
 
 
 # ----------------------------------------------------------------------------------
-# configuration and history
+# configuration and result
 # ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -138,9 +143,9 @@ class TrainConfig:
         basis (the other losses and reweightings have no such change of variables).
 
     Every field is checked when the config is made (type, finiteness, range; one
-    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its command-line
-    flag); numpy numbers are accepted and stored as Python ints and floats, so
-    :meth:`to_dict` is plain JSON.
+    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its
+    command-line flag); numpy numbers are accepted and stored as Python ints and
+    floats, so :meth:`to_dict` is plain JSON.
     """
 
     loss: str = "qwem"
@@ -202,11 +207,6 @@ class TrainConfig:
         return asdict(self)
 
 
-# ----------------------------------------------------------------------------------
-# learning rate, number of steps, checkpoints
-# ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, eq=False)
 class TrainResult:
     """Outcome of :func:`qwem_lib.train.train`.
@@ -234,6 +234,10 @@ class TrainResult:
     dt: float
     config: TrainConfig
 
+
+# ----------------------------------------------------------------------------------
+# learning rate, number of steps, checkpoints
+# ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
 class Spectrum:
@@ -657,6 +661,341 @@ def _step_work(config: TrainConfig, basis: str, exact: bool, V: int, d: int,
     return 2 * V * V * d  # (W W^T - M*) W, expected_grad or _loss: O(V^2 d)
 
 
+def _check_data(P_ij, unigram, M_star, d: int) -> None:
+    """Refuse P_ij, a unigram or an M* whose shapes do not fit, or ``d >= V``."""
+    if not isinstance(P_ij, torch.Tensor) or P_ij.ndim != 2 \
+            or P_ij.shape[0] != P_ij.shape[1]:
+        raise QwemError(f"P_ij must be a (V, V) tensor, got "
+                        f"{tuple(getattr(P_ij, 'shape', ()))}")
+    V = P_ij.shape[0]
+    if not isinstance(unigram, torch.Tensor) or tuple(unigram.shape) != (V,):
+        raise QwemError(f"unigram must be a ({V},) tensor to match P_ij, got "
+                        f"{tuple(getattr(unigram, 'shape', ()))}")
+    if M_star is not None and tuple(M_star.shape) != (V, V):
+        raise QwemError(f"M_star must be ({V}, {V}) to match P_ij, got "
+                        f"{tuple(M_star.shape)}")
+    if d >= V:
+        raise QwemError(f"embed_dim d = {d} must be smaller than the vocabulary "
+                        f"size V = {V}")
+
+
+def _checked_inputs(config, P_ij, unigram, M_star, device, out_dir, resume: bool,
+                    until, run_info) -> tuple[torch.device, int | None, dict]:
+    """Every refusal :func:`train` can make before it touches ``out_dir``: bad
+    arguments, a basis that does not apply, a run that would not fit in memory.
+
+    Returns
+    -------
+    dev : torch.device
+    until : int or None
+    run_info : dict
+        As plain JSON (:func:`check_run_info`).
+    """
+    if not isinstance(config, TrainConfig):
+        raise QwemError(f"config must be a TrainConfig, got {type(config).__name__}")
+    dev = default_device(device)
+    _check_data(P_ij, unigram, M_star, config.embed_dim)
+    if resume and out_dir is None:
+        raise QwemError("resume=True needs out_dir (where the checkpoint is)")
+    if until is not None:
+        until = check_int(until, "until", lo=0)
+    run_info = check_run_info(run_info)
+    need_spec = config.lr == "auto" or config.steps == "auto"
+    exact = _exact_setting(config, unigram)
+    _basis(config, exact)  # basis="eigen" is refused where it does not apply
+    _require_memory(config, P_ij, M_star, dev, need_spec, exact)
+    return dev, until, run_info
+
+
+def _open_run_dir(config: TrainConfig, dev, P_ij, unigram, run_info: dict, out_dir,
+                  resume: bool, overwrite: bool):
+    """Prepare ``out_dir`` (:func:`~qwem_lib.runtime.history.prepare_run_dir`) and,
+    when resuming, load its checkpoint, checked against this run's settings.
+
+    Returns
+    -------
+    ck_path : Path or None
+    meta : dict or None
+        What the checkpoint is written with (:func:`_meta`).
+    ck : dict or None
+        The loaded checkpoint; None for a fresh start.
+    """
+    if out_dir is None:
+        return None, None, None
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    ck_path = Path(out_dir) / CHECKPOINT
+    meta = _meta(config, dev, P_ij, unigram, run_info)
+    ck = None
+    if resume and ck_path.exists():
+        ck = load_checkpoint(ck_path, meta, required=_CK_ARRAYS)
+    return ck_path, meta, ck
+
+
+class _Session:
+    """One call of :func:`train`: the problem on the device, the trained variable X
+    (W itself, or ``W~ = U^T W`` in M*'s eigenbasis), its steps and its checkpoints.
+
+    Made in three stages: the problem (``__init__``), the starting point
+    (:meth:`setup`: a checkpoint or a seeded init, the lr and the steps), then the
+    run (:meth:`train`) and its result (:meth:`finish`).
+    """
+
+    def __init__(self, config: TrainConfig, P_ij, unigram, dev, eigvals, *, ck_path,
+                 meta, words, questions, callback):
+        """P_ij, the unigram and their reweighting on ``dev``, the seeded generator,
+        and the basis the steps are taken in."""
+        self.config, self.dev, self.dtype = config, dev, config.torch_dtype
+        self.P_ij, self.unigram = P_ij, unigram  # as given: M* is built from these
+        self.ck_path, self.meta = ck_path, meta
+        self.words, self.questions, self.callback = words, questions, callback
+        self.P = P_ij.to(device=dev, dtype=self.dtype)
+        self.uni = unigram.to(device=dev, dtype=self.dtype)
+        self.rw = reweighting(config.reweight, self.P, self.uni,
+                              negatives=config.negatives,
+                              subsample_t=config.subsample_t)
+        self.gen = torch.Generator(device=dev)
+        self.gen.manual_seed(config.seed)
+        if eigvals is not None:
+            eigvals = torch.as_tensor(np.asarray(eigvals, dtype=np.float64))
+        self.eigvals = eigvals  # for the progress bar's rank
+        self.exact = config.batch_size is None and _exact_quartic(config, self.rw,
+                                                                  self.uni)
+        self.basis = _basis(config, self.exact)
+        # every step of a full-batch run off the exact path weighs every pair: compute
+        # the weights once where they fit in a few hundred MB
+        self.rw_steps = (self.rw.materialised(self.P, self.uni)
+                         if _dense_weights(config, self.P.shape[0]) and not self.exact
+                         else self.rw)
+
+    # ------------------------------------------------------------------------------
+    # the starting point
+    # ------------------------------------------------------------------------------
+
+    def setup(self, ck, M_star, eigendecomposition, until, *, cache: bool,
+              progress: bool) -> None:
+        """Continue from the checkpoint ``ck``, or start afresh (None); then the
+        number of steps, the checkpoint steps and where this call stops."""
+        config, V, d = self.config, self.P.shape[0], self.config.embed_dim
+        need_spec = config.lr == "auto" or config.steps == "auto"
+        if ck is not None:
+            saved = _restore(ck, self.ck_path, self.basis, V, d, self.gen)
+        if (self.exact or (need_spec and ck is None)) and M_star is None:
+            M_star = self.rw.target(self.P_ij.to(torch.float64).cpu(),
+                                    self.unigram.to(torch.float64).cpu())
+        lam_all, U = self._eigenbasis(M_star, eigendecomposition, cache, progress)
+        state = spec = None
+        if ck is not None:
+            state, self.first, self.steps, self.lr, self.history = saved
+            W = (None if self.basis == "eigen"
+                 else state.to(device=self.dev, dtype=self.dtype))
+        else:
+            W, spec = self._fresh(M_star, lam_all, need_spec)
+        self.dt = flow_time_per_step(self.lr, loss_scale(config.loss))
+        if ck is None:
+            self.steps = resolve_steps(config, spec, init_projection(W), self.dt)
+        self.marks = set(checkpoint_steps(self.steps, config.n_checkpoints))
+        self.stop = self.steps if until is None else min(int(until), self.steps)
+        self.sampler = (None if config.batch_size is None
+                        else PairSampler(self.P, self.uni, self.rw))
+        self._variable(W, state, U, lam_all, M_star)
+
+    def _eigenbasis(self, M_star, eigendecomposition, cache: bool, progress: bool):
+        """M*'s every eigenpair ``(eigvals, eigvecs)`` on the device for a run in its
+        eigenbasis, the caller's or :func:`qwem_lib.spectral.eigenbasis`'s (cached
+        unless ``cache`` is False); ``(None, None)`` in the word basis."""
+        if self.basis != "eigen":
+            return None, None
+        if eigendecomposition is not None:
+            return _given_basis(eigendecomposition, self.P.shape[0], self.dev)
+        lam_all, U = eigenbasis(M_star.to(device=self.dev), progress=progress,
+                                cache=None if cache else False)
+        if self.eigvals is None:
+            self.eigvals = lam_all[:self.config.embed_dim].cpu()
+        return lam_all, U
+
+    def _fresh(self, M_star, lam_all, need_spec: bool):
+        """A new run: W drawn from the seeded generator, an empty history, and the
+        learning rate (from M*'s spectrum where it is ``"auto"``); returns W and the
+        spectrum (None where not needed)."""
+        config, V, d = self.config, self.P.shape[0], self.config.embed_dim
+        W = random_init(V, d, config.init_scale, dtype=self.dtype, device=self.dev,
+                        generator=self.gen)
+        self.first, self.history, spec = 0, History(), None
+        if need_spec:
+            spec = (spectrum(M_star, d) if lam_all is None else
+                    Spectrum(lam_all[:d].cpu(), float(lam_all[-1])))
+            if self.eigvals is None:
+                self.eigvals = spec.eigvals
+        self.lr = resolve_lr(config, spec)
+        return W, spec
+
+    def _variable(self, W, state, U, lam_all, M_star) -> None:
+        """X, the variable the steps update: W, or ``W~ = U^T W`` in M*'s eigenbasis
+        (``state``: X from a checkpoint); on the exact path, what the loss is
+        computed from."""
+        dev, dtype = self.dev, self.dtype
+        if self.basis == "eigen":
+            self.U, self.lam = U.to(dtype), lam_all.to(device=dev, dtype=dtype)[:, None]
+            self.X = (state.to(device=dev, dtype=dtype) if state is not None
+                      else self.U.T @ W)
+        else:
+            self.X = W
+        if self.exact and self.basis == "word":
+            # G = 1 for every pair: the gradient is (W W^T - M*) W exactly.
+            self.target = M_star.to(device=dev, dtype=dtype)
+        if self.exact:
+            self.m_star2 = float((self.lam * self.lam).sum() if self.basis == "eigen"
+                                 else (self.target * self.target).sum())
+            # Theorem 1: loss = offset + ¼||W W^T - M*||^2; the offset at W = 0,
+            # where the residual is ||M*||^2 (the same value in a resumed run)
+            self.loss_offset = float(expected_loss(
+                torch.zeros_like(self.X), self.P, self.uni, self.config.loss,
+                reweight=self.rw)) - 0.25 * self.m_star2
+
+    # ------------------------------------------------------------------------------
+    # a step, the loss, a checkpoint
+    # ------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """One step on X; False if it is no longer finite."""
+        X, lr, config = self.X, self.lr, self.config
+        if self.basis == "eigen":  # X - η (X X^T - Λ) X = (1 + ηΛ) X - η X (X^T X)
+            A = X.T @ X  # (d, d): NaN/inf in X shows here, at d^2 cost
+            self.X = torch.addmm(X * (1 + lr * self.lam), X, A, alpha=-lr)
+            return bool(torch.isfinite(A).all())
+        if self.exact:  # (W W^T - M*) W, O(V^2 d)
+            grad = X @ (X.T @ X) - self.target @ X
+        elif self.sampler is None:
+            grad = expected_grad(X, self.P, self.uni, config.loss,
+                                 reweight=self.rw_steps)
+        else:
+            grad = minibatch_grad(X, self.sampler, config.batch_size, config.loss,
+                                  self.gen)[0]
+        X.sub_(grad.to(self.dtype), alpha=lr)
+        return bool(torch.isfinite(X).all())
+
+    def _residual2(self) -> float:
+        """``||W W^T - M*||_F^2`` from X: O(V d^2) in the eigenbasis."""
+        X = self.X
+        A = X.T @ X
+        cross = ((self.lam * X * X).sum() if self.basis == "eigen"
+                 else (X * (self.target @ X)).sum())
+        return float((A * A).sum() - 2.0 * cross) + self.m_star2
+
+    def _loss(self) -> float:
+        """The expected loss at W: O(V d^2) on the exact path in the eigenbasis,
+        where :func:`~qwem_lib.losses.expected_loss` is O(V^2 d)."""
+        if self.exact:
+            return self.loss_offset + 0.25 * self._residual2()
+        return float(expected_loss(self.X, self.P, self.uni, self.config.loss,
+                                   reweight=self.rw_steps))
+
+    def words_view(self) -> torch.Tensor:
+        """W in the word basis (``U X`` in the eigenbasis: O(V^2 d))."""
+        return self.U @ self.X if self.basis == "eigen" else self.X
+
+    def record(self, step: int):
+        """Loss, singular values and accuracy at ``step``; returns the loss, the
+        singular values and W in the word basis when the accuracy or the callback
+        needs it (rotated once per checkpoint: O(V^2 d) in the eigenbasis)."""
+        needs_W = self.words is not None or self.callback is not None
+        Wv = self.words_view() if needs_W else None
+        with torch_threads(self.record_threads), torch.no_grad():
+            value = self._loss()
+            sv = torch.linalg.svdvals(self.X.to(torch.float64))  # U X has X's
+        acc = None
+        if self.words is not None:
+            from .evaluate import analogy_paper
+            acc = analogy_paper(Wv, self.words, self.questions,
+                                device=self.dev).accuracy
+        self.history.append(step, step * self.dt, value, sv.cpu().tolist(), acc)
+        return value, sv, Wv
+
+    def save(self, step: int) -> None:
+        """The checkpoint at ``step``.  In the eigenbasis the state is X (W = U X
+        needs the cached U: no V^2 d rotation at every checkpoint)."""
+        _save_checkpoint(self.ck_path, self.meta, self.X, step, self.steps, self.lr,
+                         self.gen, self.history, basis=self.basis)
+
+    def diverged(self, step: int, what: str):
+        """Raise the divergence error at ``step`` (``what`` became NaN/inf)."""
+        raise diverged_error(step, what, self.lr, "use a smaller --lr (or --lr auto)")
+
+    def record_start(self) -> None:
+        """Step 0 of a new run: recorded and called back (not saved)."""
+        value, sv, Wv = self.record(0)
+        if not math.isfinite(value):
+            self.diverged(0, "the loss")
+        if self.callback is not None:
+            self.callback(0, 0.0, Wv)
+
+    def checkpoint(self, step: int, threads: int, bar) -> None:
+        """Record ``step``, save it (with ``out_dir``) and call back, on ``threads``
+        of torch's; then show its loss and rank on the bar."""
+        with torch_threads(threads):
+            value, sv, Wv = self.record(step)
+            if not math.isfinite(value):
+                self.diverged(step, "the loss")
+            if self.ck_path is not None:
+                self.save(step)
+            if self.callback is not None:
+                self.callback(step, self.history.t[-1], Wv)
+        bar.set_postfix(loss=f"{value:.4g}", rank=_rank(sv * sv, self.eigvals),
+                        refresh=False)
+
+    # ------------------------------------------------------------------------------
+    # the run
+    # ------------------------------------------------------------------------------
+
+    def _threads(self) -> tuple[int, int]:
+        """torch's threads while stepping, and the caller's count (restored while
+        recording): one for small steps (several spin at barriers and, on a busy
+        machine, wait a time slice per operation for a descheduled peer), else the
+        caller's count capped at this process's CPUs."""
+        config, basis, exact = self.config, self.basis, self.exact
+        V, d = self.P.shape[0], config.embed_dim
+        caller = torch.get_num_threads()
+        self.record_threads = torch_threads_for(
+            _step_work(config, basis, exact, V, d, True), current=caller)
+        return torch_threads_for(_step_work(config, basis, exact, V, d)), caller
+
+    def train(self, progress: bool) -> None:
+        """Record step 0 (a new run), then step up to ``stop``, through every
+        checkpoint step (record, save, call back); a run stopped early
+        (``until``) saves a checkpoint where it stops."""
+        from .runtime.progress import bar as progress_bar
+
+        step_threads, caller_threads = self._threads()
+        history, stop = self.history, self.stop
+        if self.first == 0 and not history.step:
+            self.record_start()
+        refresh = max(1, self.steps // 1000)
+        bar = progress_bar(progress, total=self.steps, initial=self.first, unit="step")
+        try:
+            with torch_threads(step_threads):
+                for step in range(self.first + 1, stop + 1):
+                    if not self.step():
+                        self.diverged(step, "W")
+                    if step in self.marks and (not history.step
+                                               or history.step[-1] < step):
+                        self.checkpoint(step, caller_threads, bar)
+                    if step % refresh == 0 or step == stop:
+                        bar.update(step - bar.n)
+            if self.ck_path is not None and stop < self.steps and \
+                    (not history.step or history.step[-1] != stop):
+                self.save(stop)
+        finally:
+            bar.close()
+
+    def finish(self, out_dir) -> TrainResult:
+        """Write ``history.json`` if the run is complete; the result, W in the word
+        basis."""
+        if out_dir is not None and self.stop == self.steps:
+            self.history.save(Path(out_dir) / HISTORY)
+        return TrainResult(self.words_view(), self.history, self.lr, self.steps,
+                           self.dt, self.config)
+
+
 def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
           M_star: torch.Tensor | None = None, eigvals=None,
           words=None, questions=None, device=None, out_dir=None,
@@ -689,10 +1028,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         (:func:`qwem_lib.runtime.history.prepare_run_dir`) unless ``resume`` or
         ``overwrite``.
     resume : bool
-        Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must
-        belong to this run: the same config, device, ``run_info`` and data (a
-        SHA-256 of P_ij and the unigram); a difference is refused naming each
-        setting with both values.
+        Continue from ``out_dir/checkpoint.npz`` if present.  The checkpoint must belong
+        to this run: the same config, device, ``run_info`` and data (a SHA-256 of P_ij
+        and the unigram); a difference is refused naming each setting with both values.
     overwrite : bool
         Delete the files of an earlier run in ``out_dir`` (only
         :data:`qwem_lib.runtime.history.RUN_FILES`) and start afresh.
@@ -720,13 +1058,6 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     -------
     TrainResult
 
-    Notes
-    -----
-    Full-batch QWEM under Setting 3.1 uses the exact gradient ``(W W^T - M*) W``,
-    by default in M*'s eigenbasis (``config.basis``; the eigendecomposition,
-    :func:`qwem_lib.spectral.eigenbasis`, is cached); every other full-batch
-    configuration evaluates :func:`qwem_lib.losses.expected_grad` in row blocks.
-
     Raises
     ------
     QwemError
@@ -735,199 +1066,12 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
         ``out_dir`` holds another run, or its checkpoint belongs to another run or is
         damaged; if the loss or W becomes NaN/inf (names the step and the lr).
     """
-    from .runtime.progress import bar as progress_bar
-
-    if not isinstance(config, TrainConfig):
-        raise QwemError(f"config must be a TrainConfig, got {type(config).__name__}")
-    dev = default_device(device)
-    dtype = config.torch_dtype
-    if not isinstance(P_ij, torch.Tensor) or P_ij.ndim != 2 \
-            or P_ij.shape[0] != P_ij.shape[1]:
-        raise QwemError(f"P_ij must be a (V, V) tensor, got "
-                        f"{tuple(getattr(P_ij, 'shape', ()))}")
-    V, d = P_ij.shape[0], config.embed_dim
-    if not isinstance(unigram, torch.Tensor) or tuple(unigram.shape) != (V,):
-        raise QwemError(f"unigram must be a ({V},) tensor to match P_ij, got "
-                        f"{tuple(getattr(unigram, 'shape', ()))}")
-    if M_star is not None and tuple(M_star.shape) != (V, V):
-        raise QwemError(f"M_star must be ({V}, {V}) to match P_ij, got "
-                        f"{tuple(M_star.shape)}")
-    if d >= V:
-        raise QwemError(f"embed_dim d = {d} must be smaller than the vocabulary "
-                        f"size V = {V}")
-    if resume and out_dir is None:
-        raise QwemError("resume=True needs out_dir (where the checkpoint is)")
-    if until is not None:
-        until = check_int(until, "until", lo=0)
-    run_info = check_run_info(run_info)
-    need_spec = config.lr == "auto" or config.steps == "auto"
-    exact = _exact_setting(config, unigram)
-    _basis(config, exact)  # refused here, before out_dir is touched
-    _require_memory(config, P_ij, M_star, dev, need_spec, exact)
-    ck_path = meta = ck = None
-    if out_dir is not None:
-        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
-        ck_path = Path(out_dir) / CHECKPOINT
-        meta = _meta(config, dev, P_ij, unigram, run_info)
-        if resume and ck_path.exists():
-            ck = load_checkpoint(ck_path, meta, required=_CK_ARRAYS)
-    P = P_ij.to(device=dev, dtype=dtype)
-    uni = unigram.to(device=dev, dtype=dtype)
-    rw = reweighting(config.reweight, P, uni, negatives=config.negatives,
-                     subsample_t=config.subsample_t)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(config.seed)
-
-    spec = None
-    if eigvals is not None:
-        eigvals = torch.as_tensor(np.asarray(eigvals, dtype=np.float64))
-    exact = config.batch_size is None and _exact_quartic(config, rw, uni)
-    basis = _basis(config, exact)
-    # every step of a full-batch run off the exact path weighs every pair: compute
-    # the weights once where they fit in a few hundred MB
-    rw_steps = (rw.materialised(P, uni) if _dense_weights(config, V) and not exact
-                else rw)
-    if ck is not None:
-        saved = _restore(ck, ck_path, basis, V, d, gen)
-    if (exact or (need_spec and ck is None)) and M_star is None:
-        M_star = rw.target(P_ij.to(torch.float64).cpu(),
-                           unigram.to(torch.float64).cpu())
-    U = lam_all = None
-    if basis == "eigen" and eigendecomposition is not None:
-        lam_all, U = _given_basis(eigendecomposition, V, dev)
-    elif basis == "eigen":
-        lam_all, U = eigenbasis(M_star.to(device=dev), progress=progress,
-                                cache=None if cache else False)
-        if eigvals is None:
-            eigvals = lam_all[:d].cpu()
-    if ck is not None:
-        state, start, steps, lr, history = saved
-        W = None if basis == "eigen" else state.to(device=dev, dtype=dtype)
-    else:
-        W = random_init(V, d, config.init_scale, dtype=dtype, device=dev,
-                        generator=gen)
-        start, history = 0, History()
-        if need_spec:
-            spec = (spectrum(M_star, d) if lam_all is None else
-                    Spectrum(lam_all[:d].cpu(), float(lam_all[-1])))
-            if eigvals is None:
-                eigvals = spec.eigvals
-        lr = resolve_lr(config, spec)
-    dt = flow_time_per_step(lr, loss_scale(config.loss))
-    if ck is None:
-        steps = resolve_steps(config, spec, init_projection(W), dt)
-    marks = set(checkpoint_steps(steps, config.n_checkpoints))
-    stop = steps if until is None else min(int(until), steps)
-    sampler = None if config.batch_size is None else PairSampler(P, uni, rw)
-    # The trained variable X: W itself, or W~ = U^T W in M*'s eigenbasis.
-    if basis == "eigen":
-        U, lam = U.to(dtype), lam_all.to(device=dev, dtype=dtype)[:, None]
-        X = state.to(device=dev, dtype=dtype) if ck is not None else U.T @ W
-    else:
-        X = W
-    if exact and basis == "word":
-        # G = 1 for every pair: the gradient is (W W^T - M*) W exactly.
-        target = M_star.to(device=dev, dtype=dtype)
-    if exact:
-        m_star2 = float((lam * lam).sum() if basis == "eigen"
-                        else (target * target).sum())
-
-    def step_once():
-        """One step on X; False if it is no longer finite."""
-        nonlocal X
-        if basis == "eigen":  # X - η (X X^T - Λ) X = (1 + ηΛ) X - η X (X^T X)
-            A = X.T @ X  # (d, d): NaN/inf in X shows here, at d^2 cost
-            X = torch.addmm(X * (1 + lr * lam), X, A, alpha=-lr)
-            return bool(torch.isfinite(A).all())
-        if exact:  # (W W^T - M*) W, O(V^2 d)
-            grad = X @ (X.T @ X) - target @ X
-        elif sampler is None:
-            grad = expected_grad(X, P, uni, config.loss, reweight=rw_steps)
-        else:
-            grad = minibatch_grad(X, sampler, config.batch_size, config.loss, gen)[0]
-        X.sub_(grad.to(dtype), alpha=lr)
-        return bool(torch.isfinite(X).all())
-
-    def residual2():
-        """``||W W^T - M*||_F^2`` from X: O(V d^2) in the eigenbasis."""
-        A = X.T @ X
-        cross = (lam * X * X).sum() if basis == "eigen" else (X * (target @ X)).sum()
-        return float((A * A).sum() - 2.0 * cross) + m_star2
-
-    if exact:  # Theorem 1: loss = offset + ¼||W W^T - M*||^2; the offset at W = 0,
-        # where the residual is ||M*||^2 (the same value in a resumed run)
-        loss_offset = float(expected_loss(torch.zeros_like(X), P, uni, config.loss,
-                                          reweight=rw)) - 0.25 * m_star2
-
-    def words_view():
-        return U @ X if basis == "eigen" else X
-
-    def save(step):
-        # In the eigenbasis the state is X (W = U X needs the cached U: no V^2 d
-        # rotation at every checkpoint).
-        _save_checkpoint(ck_path, meta, X, step, steps, lr, gen, history,
-                         basis=basis)
-
-    def record(step):
-        """Loss, singular values and accuracy at ``step``; returns the loss, the
-        singular values and W in the word basis when the accuracy or the callback
-        needs it (rotated once per checkpoint: O(V^2 d) in the eigenbasis)."""
-        Wv = words_view() if words is not None or callback is not None else None
-        with torch_threads(record_threads), torch.no_grad():
-            if exact:  # O(V d^2) in the eigenbasis, where expected_loss is O(V^2 d)
-                value = loss_offset + 0.25 * residual2()
-            else:
-                value = float(expected_loss(X, P, uni, config.loss,
-                                            reweight=rw_steps))
-            sv = torch.linalg.svdvals(X.to(torch.float64))  # U X has X's
-        acc = None
-        if words is not None:
-            from .evaluate import analogy_paper
-            acc = analogy_paper(Wv, words, questions, device=dev).accuracy
-        history.append(step, step * dt, value, sv.cpu().tolist(), acc)
-        return value, sv, Wv
-
-    def diverged(step, what):
-        raise diverged_error(step, what, lr, "use a smaller --lr (or --lr auto)")
-
-    # torch's threads: one for small steps (several spin at barriers and, on a busy
-    # machine, wait a time slice per operation for a descheduled peer), else the
-    # caller's count capped at this process's CPUs; the caller's count is restored
-    caller_threads = torch.get_num_threads()
-    record_threads = torch_threads_for(_step_work(config, basis, exact, V, d, True),
-                                       current=caller_threads)
-    step_threads = torch_threads_for(_step_work(config, basis, exact, V, d))
-    if start == 0 and not history.step:
-        value, sv, Wv = record(0)
-        if not math.isfinite(value):
-            diverged(0, "the loss")
-        if callback is not None:
-            callback(0, 0.0, Wv)
-    refresh = max(1, steps // 1000)
-    bar = progress_bar(progress, total=steps, initial=start, unit="step")
-    try:
-        with torch_threads(step_threads):
-            for step in range(start + 1, stop + 1):
-                if not step_once():
-                    diverged(step, "W")
-                if step in marks and (not history.step or history.step[-1] < step):
-                    with torch_threads(caller_threads):  # record, save, callback
-                        value, sv, Wv = record(step)
-                        if not math.isfinite(value):
-                            diverged(step, "the loss")
-                        if ck_path is not None:
-                            save(step)
-                        if callback is not None:
-                            callback(step, history.t[-1], Wv)
-                    bar.set_postfix(loss=f"{value:.4g}",
-                                    rank=_rank(sv * sv, eigvals), refresh=False)
-                if step % refresh == 0 or step == stop:
-                    bar.update(step - bar.n)
-        if ck_path is not None and stop < steps and \
-                (not history.step or history.step[-1] != stop):
-            save(stop)
-    finally:
-        bar.close()
-    if out_dir is not None and stop == steps:
-        history.save(Path(out_dir) / HISTORY)
-    return TrainResult(words_view(), history, lr, steps, dt, config)
+    dev, until, run_info = _checked_inputs(config, P_ij, unigram, M_star, device,
+                                           out_dir, resume, until, run_info)
+    ck_path, meta, ck = _open_run_dir(config, dev, P_ij, unigram, run_info, out_dir,
+                                      resume, overwrite)
+    run = _Session(config, P_ij, unigram, dev, eigvals, ck_path=ck_path, meta=meta,
+                   words=words, questions=questions, callback=callback)
+    run.setup(ck, M_star, eigendecomposition, until, cache=cache, progress=progress)
+    run.train(progress)
+    return run.finish(out_dir)

@@ -433,8 +433,12 @@ def _load_binary(path: Path, raw: bytes, what: str) -> tuple[list[str], np.ndarr
     return words, W
 
 
-def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
-               ) -> tuple[list[str], np.ndarray]:
+def _text_lines(path: Path, raw: bytes, what: str) -> list[str]:
+    """The lines of a text file of vectors, trailing blank lines dropped.
+
+    UTF-16/32 text (by its byte-order mark), bytes that are not UTF-8 and a file
+    without a non-blank line are refused; a UTF-8 byte-order mark is dropped.
+    """
     wide = next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
     if wide is not None:
         raise QwemError(
@@ -458,42 +462,66 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
             f"{what}: {path} is empty; expected a header line 'V D' followed "
             "by one line per word (or GloVe's lines 'word x_1 ... x_D')."
         )
-    if glove:
-        body, first_line = lines, 1
-        _refuse_word2vec_header(path, lines, what)
-        V, D = len(lines), _glove_values(_fields(lines[0]))
-        if D < 1:
-            raise QwemError(
-                f"{what}: {path} line 1 should be a word followed by numbers "
-                f"(GloVe), got {lines[0][:80]!r}.")
-    else:
-        body, first_line = lines[1:], 2
-        head = _fields(lines[0])
-        try:
-            if len(head) != 2:
-                raise ValueError
-            V, D = int(head[0]), int(head[1])
-            if V < 0 or D < 0:
-                raise ValueError
-        except ValueError:
-            raise QwemError(
-                f"{what}: {path} line 1 should be the header 'V D' (two "
-                f"non-negative integers), got {lines[0][:80]!r}; this is not a "
-                "word2vec text file, or its header is missing (for GloVe's "
-                "header-less text use format='glove', --format glove)."
-            ) from None
-        if len(body) != V:
-            raise QwemError(
-                f"{what}: {path} header says {V} words but the file has "
-                f"{len(body)} lines after it; the file is truncated or corrupt: "
-                "write it again."
-            )
+    return lines
+
+
+def _glove_shape(path: Path, lines: list[str], what: str) -> tuple[int, int]:
+    """V and D of GloVe text: one word per line, D from the first line's numbers
+    (word2vec text, and a first line without numbers, refused)."""
+    _refuse_word2vec_header(path, lines, what)
+    V, D = len(lines), _glove_values(_fields(lines[0]))
+    if D < 1:
+        raise QwemError(
+            f"{what}: {path} line 1 should be a word followed by numbers "
+            f"(GloVe), got {lines[0][:80]!r}.")
+    return V, D
+
+
+def _text_shape(path: Path, lines: list[str], what: str) -> tuple[int, int]:
+    """V and D from word2vec text's header line 'V D', which must announce as many
+    words as there are lines after it."""
+    head = _fields(lines[0])
+    try:
+        if len(head) != 2:
+            raise ValueError
+        V, D = int(head[0]), int(head[1])
+        if V < 0 or D < 0:
+            raise ValueError
+    except ValueError:
+        raise QwemError(
+            f"{what}: {path} line 1 should be the header 'V D' (two "
+            f"non-negative integers), got {lines[0][:80]!r}; this is not a "
+            "word2vec text file, or its header is missing (for GloVe's "
+            "header-less text use format='glove', --format glove)."
+        ) from None
+    if len(lines) - 1 != V:
+        raise QwemError(
+            f"{what}: {path} header says {V} words but the file has "
+            f"{len(lines) - 1} lines after it; the file is truncated or corrupt: "
+            "write it again."
+        )
+    return V, D
+
+
+def _split_words(body: list[str]) -> tuple[list[str], list[str]]:
+    """Each line's first field (its word, "" for a blank line) and the rest of the
+    line after it."""
     words: list[str] = []
     rests: list[str] = []
     for line in body:
         parts = _FIELD_SEP.split(line.lstrip(_BLANKS), maxsplit=1)
         words.append(parts[0] if parts else "")
         rests.append(parts[1] if len(parts) == 2 else "")
+    return words, rests
+
+
+def _text_values(path: Path, body: list[str], words: list[str], rests: list[str],
+                 V: int, D: int, glove: bool) -> np.ndarray | None:
+    """The (V, D) values of the lines, or None where a line does not parse.
+
+    GloVe words may hold spaces: where the fast reader fails, the numbers are each
+    line's last D fields, and ``words`` is corrected in place.
+    """
     W = None
     if V * D:
         # numpy's C reader; it checks that every row has the same number of columns
@@ -505,6 +533,22 @@ def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
             W = _glove_rows(path, body, D, words)
     elif not any(rests):  # D = 0: lines hold only the word
         W = np.zeros((V, D))
+    return W
+
+
+def _load_text(path: Path, raw: bytes, what: str, *, glove: bool
+               ) -> tuple[list[str], np.ndarray]:
+    """Words and vectors of word2vec text, or of GloVe's header-less text
+    (``glove``); see :func:`load_word2vec`."""
+    lines = _text_lines(path, raw, what)
+    if glove:
+        body, first_line = lines, 1
+        V, D = _glove_shape(path, lines, what)
+    else:
+        body, first_line = lines[1:], 2
+        V, D = _text_shape(path, lines, what)
+    words, rests = _split_words(body)
+    W = _text_values(path, body, words, rests, V, D, glove)
     if W is None or W.shape != (V, D) or not all(words):
         _raise_first_bad_line(path, body, D, first_line)
 

@@ -25,18 +25,26 @@ What one epoch does, in word2vec's order:
 
 Two engines run it, chosen by the device:
 
-- on a CPU, the compiled kernel of :mod:`qwem_lib.kernels.sgns_cpu`: one centre at a time,
-  on several threads without locks (Hogwild), as word2vec.c; with one thread a run
-  is reproducible, and resumable, bit for bit;
-- on CUDA, the batched torch steps of :mod:`qwem_lib.kernels.sgns_torch` (``batch_size``
-  centres a step), reproducible per device up to CUDA's atomic adds.
+- on a CPU, the compiled kernel of :mod:`qwem_lib.kernels.sgns_cpu`: one centre at a
+  time, on several threads without locks (Hogwild), as word2vec.c; with one thread a
+  run is reproducible, and resumable, bit for bit;
+- on CUDA, the batched torch steps of :mod:`qwem_lib.kernels.sgns_torch`
+  (``batch_size`` centres a step), reproducible per device up to CUDA's atomic adds.
 
 Around either, :func:`train_word2vec` keeps the history: checkpoints log-spaced in
 words read (plus the start), each with the step, a nominal flow time ``t = Σ lr ·
 pairs``, the loss on a fixed evaluation sample of pairs, the singular values of W
 and, if ``words`` are given, the analogy accuracy, in the
-:class:`qwem_lib.runtime.history.History` format; with ``out_dir``, a checkpoint to resume
-from.
+:class:`qwem_lib.runtime.history.History` format; with ``out_dir``, a checkpoint to
+resume from.
+
+The flow time recorded in ``history.t`` is nominal: ``t = Σ lr · pairs`` over the
+centres (or steps).  The summed gradient of n pairs has expectation ``n · ∇F``, with F
+the SGNS loss per positive pair, ``E_(o,c)[l+(x_oc) + Σ_k l-(x_on)]`` (what
+``history.loss`` estimates), so ``t`` is the time of the gradient flow on F, in the
+units of :mod:`qwem_lib.train` for ``loss="sgns"``.  It is comparable with QWEM's flow
+time only up to constant factors (the paper's Figure 2): F's pair weights are not
+constant, and untied weights follow a different flow.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -138,8 +147,8 @@ class Word2VecConfig:
     Every field is checked when the config is made (type, finiteness, range: window
     1 to :data:`qwem_lib.corpus.cooccurrence.MAX_WINDOW`, negatives 1 to
     :data:`MAX_NEGATIVES`, seed 0 to 2**63 - 1; one
-    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its flag); numpy
-    numbers are accepted and stored as Python ints and floats.
+    :class:`~qwem_lib.runtime.errors.QwemError` line naming the option and its flag);
+    numpy numbers are accepted and stored as Python ints and floats.
     """
 
     embed_dim: int = 200
@@ -421,18 +430,111 @@ def _engine(engine: str, config: Word2VecConfig, ids, keep, sampler, W, C, dev,
                    state=None if state is None else KernelState.from_arrays(state))
 
 
-class _Session:
-    """One call of :func:`train_word2vec`: records, checkpoints and watches a run."""
+class _Settings(NamedTuple):
+    """:func:`train_word2vec`'s arguments, checked and resolved."""
 
-    def __init__(self, config, engine_name, engine, W, C, history, ck_words, *,
-                 sample, words, questions, dev, ck_path, meta, bar):
-        self.config, self.engine_name, self.engine = config, engine_name, engine
-        self.W, self.C, self.history, self.ck_words = W, C, history, ck_words
-        self.sample, self.words, self.questions, self.dev = sample, words, \
-            questions, dev
-        self.ck_path, self.meta, self.bar = ck_path, meta, bar
-        self.seen = engine.running_loss()
-        if engine_name == "kernel":
+    ids: np.ndarray  # (N,) int32 token ids
+    counts: np.ndarray  # (V,) int64, how often each id occurs
+    vocab_size: int
+    total: int  # raw tokens to read in all, epochs · N
+    dev: torch.device
+    engine: str  # "kernel" or "torch"
+    threads: int
+    n_checkpoints: int
+    until: int | None
+    run_info: dict
+
+
+def _settings(config, tokens_ids, vocab_size, *, device, engine, threads,
+              n_checkpoints, until, run_info, resume: bool, out_dir) -> _Settings:
+    """Check :func:`train_word2vec`'s arguments (before anything is done) and resolve
+    the device, the engine and its threads."""
+    if not isinstance(config, Word2VecConfig):
+        raise QwemError(f"config must be a Word2VecConfig, got "
+                        f"{type(config).__name__}")
+    ids, counts = _check_tokens(tokens_ids, vocab_size)
+    n_checkpoints = check_int(n_checkpoints, "n_checkpoints", "--checkpoints")
+    if until is not None:
+        until = check_int(until, "until", lo=0)
+    run_info = check_run_info(run_info)
+    if resume and out_dir is None:
+        raise QwemError("resume=True needs out_dir (where the checkpoint is)")
+    dev = default_device(device)
+    name = _resolve_engine(engine, dev)
+    if name == "torch" and not config.shared_negatives:
+        raise QwemError("negatives drawn per pair (shared_negatives=False, "
+                        "--pair-negatives) are the CPU kernel's; the torch engine "
+                        "shares them per centre")
+    return _Settings(ids, counts, int(vocab_size), config.epochs * len(ids), dev,
+                     name, _threads(threads, name), n_checkpoints, until, run_info)
+
+
+def _open_run_dir(config: Word2VecConfig, s: _Settings, out_dir, resume: bool,
+                  overwrite: bool):
+    """Prepare ``out_dir`` (:func:`~qwem_lib.runtime.history.prepare_run_dir`) and,
+    when resuming, load its checkpoint, checked against this run's settings and
+    for damage (:func:`_check_state`).
+
+    Returns
+    -------
+    ck_path : Path or None
+    meta : dict or None
+        What the checkpoint is written with (:func:`_meta`).
+    ck : dict or None
+        The loaded checkpoint; None for a fresh start.
+    """
+    if out_dir is None:
+        return None, None, None
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    ck_path = Path(out_dir) / CHECKPOINT
+    meta = _meta(config, s.engine, s.threads, s.n_checkpoints, s.dev, s.ids,
+                 s.vocab_size, s.run_info)
+    ck = None
+    if resume and ck_path.exists():
+        need = ("W", "history", "checkpoint_words", *_ENGINE_ARRAYS[s.engine])
+        ck = load_checkpoint(ck_path, meta, required=need + (
+            () if config.tied else ("C",)))
+        _check_state(ck, ck_path, config, s.engine, s.threads, s.vocab_size, s.dev)
+    return ck_path, meta, ck
+
+
+def _start(config: Word2VecConfig, s: _Settings, ck):
+    """W, C (None when tied), the history and the words read at each of its
+    entries: from the checkpoint ``ck``, or a new run's (W drawn from the seed)."""
+    dtype = config.torch_dtype
+    if ck is not None:
+        W = torch.as_tensor(ck["W"]).to(device=s.dev, dtype=dtype)
+        C = None if config.tied else \
+            torch.as_tensor(ck["C"]).to(device=s.dev, dtype=dtype)
+        history = History.from_dict(json.loads(str(ck["history"])))
+        ck_words = [int(w) for w in ck["checkpoint_words"]]
+    else:
+        gen = torch.Generator(device=s.dev)
+        gen.manual_seed(int(config.seed))
+        W, C = _init(config, s.vocab_size, gen, s.dev, dtype)
+        history, ck_words = History(), []
+    return W.contiguous(), None if C is None else C.contiguous(), history, ck_words
+
+
+class _Session:
+    """One call of :func:`train_word2vec`: runs the engine, and records,
+    checkpoints and watches the run."""
+
+    def __init__(self, config: Word2VecConfig, s: _Settings, ck, *, words, questions,
+                 ck_path, meta):
+        """The starting point (:func:`_start`), the subsampling and negatives'
+        tables, the engine (from ``ck`` if given) and the evaluation sample."""
+        self.config, self.s, self.dev = config, s, s.dev
+        self.W, self.C, self.history, self.ck_words = _start(config, s, ck)
+        keep = keep_probs(s.counts, config.subsample).to(s.dev)
+        sampler = NegativeSampler(s.counts, config.neg_power, device=s.dev)
+        self.engine = _engine(s.engine, config, s.ids, keep, sampler, self.W, self.C,
+                              s.dev, s.threads, ck)
+        self.sample = _eval_sample(s.ids, keep, config, sampler, s.dev)
+        self.words, self.questions = words, questions
+        self.ck_path, self.meta, self.bar = ck_path, meta, None
+        self.seen = self.engine.running_loss()
+        if s.engine == "kernel":
             self.hint = "use a smaller lr"
         else:
             self.hint = (f"use a smaller lr or batch_size (start lr {config.lr:g}, "
@@ -498,6 +600,44 @@ class _Session:
                                  refresh=False)
         self.bar.update(e.words_done - self.bar.n)
 
+    def train(self, progress: bool) -> None:
+        """Record the start (a new run), then run the engine from checkpoint to
+        checkpoint (log-spaced in words read) up to the goal, recording and saving
+        at each; a run stopped between two (``until``) saves where it stops."""
+        from .runtime.progress import bar as progress_bar
+
+        eng, total = self.engine, self.s.total
+        goal = total if self.s.until is None else min(int(self.s.until), total)
+        marks = checkpoint_words(total, self.s.n_checkpoints)
+        self.bar = progress_bar(progress, total=total, initial=eng.words_done,
+                                unit="word", unit_scale=True)
+        try:
+            if not self.history.step:
+                self.record()
+            while eng.words_done < goal:
+                eng.run(min([m for m in marks if m > eng.words_done] + [goal]),
+                        self.poll)
+                if any(self.ck_words[-1] < m <= eng.words_done for m in marks):
+                    self.record()
+                    self.save()
+                elif eng.words_done < total:  # stopped by until, between two marks
+                    self.save()
+        finally:
+            self.bar.close()
+
+    def finish(self, out_dir) -> Word2VecResult:
+        """Write ``history.json`` if the run is complete; the result."""
+        eng = self.engine
+        if out_dir is not None and eng.words_done >= self.s.total:
+            self.history.save(Path(out_dir) / HISTORY)
+        t_final = eng.flow_time
+        return Word2VecResult(W=self.W, history=self.history, lr=float(self.config.lr),
+                              steps=eng.steps,
+                              dt=t_final / eng.steps if eng.steps else 0.0,
+                              config=self.config, C=self.C,
+                              checkpoint_words=self.ck_words, engine=self.s.engine,
+                              threads=self.s.threads)
+
 
 def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
                    words=None, questions=None, device=None, threads=None,
@@ -507,14 +647,8 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
                    run_info: dict | None = None) -> Word2VecResult:
     """Train skip-gram with negative sampling by streaming over the tokens.
 
-    See the module docstring for the algorithm.  The flow time recorded in
-    ``history.t`` is nominal: ``t = Σ lr · pairs`` over the centres (or steps).  The
-    summed gradient of n pairs has expectation ``n · ∇F``, with F the SGNS loss per
-    positive pair, ``E_(o,c)[l+(x_oc) + Σ_k l-(x_on)]`` (what ``history.loss``
-    estimates), so ``t`` is the time of the gradient flow on F, in the units of
-    :mod:`qwem_lib.train` for ``loss="sgns"``.  It is comparable with QWEM's flow
-    time only up to constant factors (the paper's Figure 2): F's pair weights are
-    not constant, and untied weights follow a different flow.
+    See the module docstring for the algorithm, and for the nominal flow time
+    ``t = Σ lr · pairs`` that ``history.t`` records.
 
     Parameters
     ----------
@@ -529,7 +663,8 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     questions : optional
         Analogy questions for :func:`~qwem_lib.evaluate.analogy_paper`.
     device : str or torch.device, optional
-        :func:`qwem_lib.runtime.devices.default_device` (None: CUDA if available, else CPU).
+        :func:`qwem_lib.runtime.devices.default_device` (None: CUDA if available,
+        else CPU).
     threads : int, optional
         Threads of the CPU kernel (default: every core this process may use).  One
         thread: a run is reproducible bit for bit; more: only statistically.
@@ -572,76 +707,11 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
         On bad input, or if the loss or W becomes NaN/inf, or the running loss per
         pair rises to twice its start (names the step and lr).
     """
-    from .runtime.progress import bar as progress_bar
-
-    if not isinstance(config, Word2VecConfig):
-        raise QwemError(f"config must be a Word2VecConfig, got "
-                        f"{type(config).__name__}")
-    ids, counts = _check_tokens(tokens_ids, vocab_size)
-    n_checkpoints = check_int(n_checkpoints, "n_checkpoints", "--checkpoints")
-    if until is not None:
-        until = check_int(until, "until", lo=0)
-    run_info = check_run_info(run_info)
-    if resume and out_dir is None:
-        raise QwemError("resume=True needs out_dir (where the checkpoint is)")
-    dev = default_device(device)
-    name = _resolve_engine(engine, dev)
-    if name == "torch" and not config.shared_negatives:
-        raise QwemError("negatives drawn per pair (shared_negatives=False, "
-                        "--pair-negatives) are the CPU kernel's; the torch engine "
-                        "shares them per centre")
-    n_threads = _threads(threads, name)
-    V, total = int(vocab_size), config.epochs * len(ids)
-    ck_path = meta = ck = None
-    if out_dir is not None:
-        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
-        ck_path = Path(out_dir) / CHECKPOINT
-        meta = _meta(config, name, n_threads, n_checkpoints, dev, ids, V, run_info)
-        if resume and ck_path.exists():
-            need = ("W", "history", "checkpoint_words", *_ENGINE_ARRAYS[name])
-            ck = load_checkpoint(ck_path, meta, required=need + (
-                () if config.tied else ("C",)))
-            _check_state(ck, ck_path, config, name, n_threads, V, dev)
-    if ck is not None:
-        W = torch.as_tensor(ck["W"]).to(device=dev, dtype=config.torch_dtype)
-        C = None if config.tied else \
-            torch.as_tensor(ck["C"]).to(device=dev, dtype=config.torch_dtype)
-        history = History.from_dict(json.loads(str(ck["history"])))
-        ck_words = [int(w) for w in ck["checkpoint_words"]]
-    else:
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(int(config.seed))
-        W, C = _init(config, V, gen, dev, config.torch_dtype)
-        history, ck_words = History(), []
-    W = W.contiguous()
-    C = None if C is None else C.contiguous()
-    keep = keep_probs(counts, config.subsample).to(dev)
-    sampler = NegativeSampler(counts, config.neg_power, device=dev)
-    eng = _engine(name, config, ids, keep, sampler, W, C, dev, n_threads, ck)
-    sample = _eval_sample(ids, keep, config, sampler, dev)
-    goal = total if until is None else min(int(until), total)
-    marks = checkpoint_words(total, n_checkpoints)
-    bar = progress_bar(progress, total=total, initial=eng.words_done,
-                       unit="word", unit_scale=True)
-    run = _Session(config, name, eng, W, C, history, ck_words, sample=sample,
-                   words=words, questions=questions, dev=dev, ck_path=ck_path,
-                   meta=meta, bar=bar)
-    try:
-        if not history.step:
-            run.record()
-        while eng.words_done < goal:
-            eng.run(min([m for m in marks if m > eng.words_done] + [goal]), run.poll)
-            if any(ck_words[-1] < m <= eng.words_done for m in marks):
-                run.record()
-                run.save()
-            elif eng.words_done < total:  # stopped by until, between two marks
-                run.save()
-    finally:
-        bar.close()
-    if out_dir is not None and eng.words_done >= total:
-        history.save(Path(out_dir) / HISTORY)
-    t_final = eng.flow_time
-    return Word2VecResult(W=W, history=history, lr=float(config.lr), steps=eng.steps,
-                          dt=t_final / eng.steps if eng.steps else 0.0,
-                          config=config, C=C, checkpoint_words=ck_words, engine=name,
-                          threads=n_threads)
+    s = _settings(config, tokens_ids, vocab_size, device=device, engine=engine,
+                  threads=threads, n_checkpoints=n_checkpoints, until=until,
+                  run_info=run_info, resume=resume, out_dir=out_dir)
+    ck_path, meta, ck = _open_run_dir(config, s, out_dir, resume, overwrite)
+    run = _Session(config, s, ck, words=words, questions=questions, ck_path=ck_path,
+                   meta=meta)
+    run.train(progress)
+    return run.finish(out_dir)

@@ -3,6 +3,7 @@
 import os
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
     assert base != cache.code_fingerprint("qwem_lib.runtime.errors")
     # a copy of the package with one imported module edited gives another value
     pkg = tmp_path / "qwem_lib"
-    shutil.copytree(os.path.dirname(cache.__file__), pkg,
+    shutil.copytree(Path(cache.__file__).parents[1], pkg,
                     ignore=shutil.ignore_patterns("__pycache__", "data_files"))
     real = cache._module_file
 
@@ -77,7 +78,14 @@ def test_code_fingerprint_follows_imports(tmp_path, monkeypatch):
     target = pkg / "targets.py"
     target.write_text(target.read_text() + "\n# an edit\n")
     cache.code_fingerprint.cache_clear()
-    assert cache.code_fingerprint("qwem_lib.pipeline") != base
+    edited = cache.code_fingerprint("qwem_lib.pipeline")
+    assert edited != base
+    # a module two packages away, reached by relative imports (pipeline ->
+    # targets -> .kernels._sparse, runtime.cache -> ._atomic), counts too
+    kernel = pkg / "kernels" / "_sparse.py"
+    kernel.write_text(kernel.read_text() + "\n# an edit\n")
+    cache.code_fingerprint.cache_clear()
+    assert cache.code_fingerprint("qwem_lib.pipeline") not in (base, edited)
     assert cache.code_fingerprint("qwem_lib.runtime.errors") == \
         cache.code_fingerprint("qwem_lib.runtime.errors")
     cache.code_fingerprint.cache_clear()

@@ -400,7 +400,7 @@ def test_absurd_sizes_are_one_line_before_any_work(corpus, tmp_path, capsys, arg
         main(argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and option in err[0] and "expected an integer" in err[0]
+    assert len(err) == 1 and option in err[0] and "must be an integer" in err[0]
     assert not (tmp_path / "out").exists()
 
 

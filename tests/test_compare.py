@@ -92,7 +92,8 @@ def test_embed_config_key_holds_every_setting_and_the_corpus_content(corpus,
 
 
 def test_bad_subsample():
-    with pytest.raises(QwemError, match="subsample must be >= 0"):
+    with pytest.raises(QwemError, match=r"subsample \(--subsample\) must be a "
+                       r"finite number >= 0"):
         EmbedConfig("x", 12, 2, subsample=-1).validate()
     with pytest.raises(QwemError, match="subsample_draws"):
         EmbedConfig("x", 12, 2, subsample=1e-3, subsample_draws=0).validate()
@@ -170,7 +171,6 @@ def test_closed_form_is_computed_once_for_chapters_and_runs(corpus, monkeypatch)
     closed_form_run reads, with the stage times of the run that computed it, and
     the other way round; an entry without stage times is recomputed."""
     from qwem_lib import pipeline
-    from qwem_lib.runtime.cache import cache_dir
 
     calls = []
     real = pipeline._top_eigenpairs
@@ -437,7 +437,89 @@ def test_closed_forms_count_the_corpus_once_for_targets_of_the_same_counts(
     import qwem_lib.runtime.memory as memory  # memory checked before any counting
     monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1)
     counted.clear()
-    fresh = [EmbedConfig(corpus, V, d, method=m, context_len=5) for m in ("ppmi", "pmi")]
+    fresh = [EmbedConfig(corpus, V, d, method=m, context_len=5)
+             for m in ("ppmi", "pmi")]
     with pytest.raises(QwemError, match="needs about"):
         closed_forms(fresh, progress=False)
     assert not counted
+
+
+# ----------------------------------------------------------------------------------
+# a run on the theory's clock
+# ----------------------------------------------------------------------------------
+
+def _trained(info, t, s2, V=2):
+    """A Run whose history recorded the squared singular values ``s2`` at ``t``."""
+    from qwem_lib.runtime.history import History
+
+    n = len(t)
+    hist = History(step=list(range(n)), t=list(t), loss=[0.0] * n,
+                   singular_values=np.sqrt(np.asarray(s2)).tolist(),
+                   analogy=[None] * n)
+    return compare.Run("run", WORDS[:V], np.zeros((V, 2)), 0.0, info, hist)
+
+
+S2 = [[1e-4, 1e-4], [1e-2, 1e-4], [1.0, 1e-3]]   # mode 2 never reaches λ_2/2
+
+
+def test_flow_time_hand_worked():
+    """QWEM records flow time itself; word2vec's Σ η becomes (1 + k)/V² of it."""
+    t = [0.0, 1.0, 2.0]
+    np.testing.assert_array_equal(compare.flow_time(_trained({"train": {}}, t, S2)),
+                                  t)
+    w2v = _trained({"config": {"negatives": 3}}, t, S2, V=4)   # (1 + 3)/16 = 1/4
+    np.testing.assert_allclose(compare.flow_time(w2v), [0.0, 0.25, 0.5])
+    gensim = compare.Run("word2vec (gensim)", WORDS[:2], np.zeros((2, 2)), 0.0)
+    with pytest.raises(QwemError, match="no training history"):
+        compare.flow_time(gensim)
+
+
+def test_half_learned_times_hand_worked():
+    """Mode 1 (λ = 0.2) passes λ/2 = 0.1 between s² = 1e-2 at t = 1 and 1 at t = 2:
+    halfway in log s², t = 1.5; mode 2 never does.  The flow's time from σ = 0.01 is
+    λ^{-1} ln((λ - σ²)/σ²)."""
+    lam, sigma = [0.2, 0.1], 0.01
+    qwem = compare.half_learned_times(_trained({"train": {}}, [0, 1, 2], S2), lam,
+                                      sigma)
+    assert qwem.measured[0] == pytest.approx(1.5) and np.isnan(qwem.measured[1])
+    expect = [math.log((x - 1e-4) / 1e-4) / x for x in lam]
+    np.testing.assert_allclose(qwem.theory, expect, rtol=1e-12)
+    # word2vec, k = 1, V = 2: flow time is half the recorded one
+    w2v = compare.half_learned_times(
+        _trained({"config": {"negatives": 1}}, [0, 1, 2], S2), lam, sigma)
+    assert w2v.measured[0] == pytest.approx(0.75)
+    np.testing.assert_array_equal(w2v.theory, qwem.theory)
+
+
+def test_half_learned_times_of_the_exact_flow_match_the_theory():
+    """A run that follows the gradient flow's sigmoids, recorded on a fine grid, is
+    half-learned when the flow says."""
+    from qwem_lib.dynamics import init_scale_to_s2, mode_trajectory
+
+    lam, sigma = np.array([3.0, 2.0, 1.0]), 1e-3
+    t = np.linspace(0.0, 20.0, 4001)
+    s2 = mode_trajectory(t, lam, init_scale_to_s2(sigma)).numpy()
+    half = compare.half_learned_times(_trained({"train": {}}, t, s2), lam, sigma)
+    np.testing.assert_allclose(half.measured, half.theory, rtol=1e-4)
+    assert np.all(np.diff(half.theory) > 0)      # smaller λ: learned later
+
+
+def test_word2vec_growth_rates_match_a_dense_reference(corpus, monkeypatch):
+    """μ_k: the top eigenvalues of 2(P_sub - kQ)V²/(1 + k), Q_ij = (P_i n_j + n_i
+    P_j)/2 with n ∝ count^{3/4}, built densely in numpy; the buffer updated a few
+    rows at a time gives the same bits as in one piece."""
+    V, k = 12, 2
+    config = Word2VecConfig(embed_dim=2, window=3, negatives=k, subsample=1e-2)
+    mu = compare.word2vec_growth_rates(corpus, V, config, 4)
+    cfg = EmbedConfig(corpus, V, 2, context_len=3, negatives=float(k),
+                      neg_power=0.75, subsample=1e-2)
+    tokens, P, u = pair_statistics(cfg, progress=False)
+    P, u = P.numpy(), u.numpy()
+    n = np.bincount(tokens.ids, minlength=V) ** 0.75
+    n = n / n.sum()
+    Q = (np.outer(u, n) + np.outer(n, u)) / 2
+    ref = np.linalg.eigvalsh(2 * (P - k * Q) * V ** 2 / (1 + k))[::-1][:4]
+    np.testing.assert_allclose(mu, ref, rtol=1e-9)
+    monkeypatch.setattr(compare, "_GROWTH_ROWS", 5)             # rows 5 + 5 + 2
+    np.testing.assert_array_equal(
+        compare.word2vec_growth_rates(corpus, V, config, 4), mu)

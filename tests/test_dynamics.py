@@ -339,3 +339,86 @@ def test_loss_scales_and_init_are_checked():
                                         r"finite number >= 0"):
         dy.random_init(4, 2, float("inf"))
     assert dy.random_init(4, 2, 0.0).abs().max() == 0  # W = 0 is allowed here
+
+
+def test_half_learned_times_exact_between_coarse_checkpoints():
+    """Along the sigmoid the logit is linear in t: coarse checkpoints give t_half."""
+    lam = np.array([4.0, 1.5, 0.5])
+    s0 = np.array([1e-10, 1e-6, 1e-3])
+    t_half = dy.timescales(lam, s0).t_half.numpy()
+    t = np.concatenate([[0.0], np.geomspace(0.1, 2 * t_half.max(), 12)])
+    s2 = dy.mode_trajectory(t, lam, s0).numpy()
+    np.testing.assert_allclose(dy.half_learned_times(t, s2, lam), t_half, rtol=1e-10)
+    np.testing.assert_allclose(dy.half_learned_ratio(t, s2, lam, s0), 1.0, rtol=1e-10)
+    # ln s^2, what crossing_times interpolates, bends near half: it is off there
+    assert np.abs(dy.crossing_times(t, s2, lam / 2) / t_half - 1).max() > 1e-3
+    # a mode that never gets to half: nan
+    never = dy.half_learned_times(t[:3], s2[:3], lam)
+    assert np.isnan(never).all()
+    with pytest.raises(QwemError, match="eigenvalues > 0"):
+        dy.half_learned_times(t, s2, [1.0, 0.0, 1.0])
+
+
+def test_first_learned_hand_case():
+    lam = np.array([4.0, 2.0, 1.0])
+    proj = np.array([[0.0, 0.0, 0.0],
+                     [2.0, 0.5, 0.1],       # mode 1 reaches λ/2 = 2 exactly here
+                     [4.0, 1.0, 0.2],       # mode 2 reaches 1
+                     [4.0, 2.0, 0.4]])      # mode 3 never reaches 0.5
+    np.testing.assert_array_equal(dy.first_learned(proj, lam), [1, 2, -1])
+    np.testing.assert_array_equal(dy.first_learned(proj[:, :2], lam[:2]), [1, 2])
+
+
+def test_next_mode_learned_hand_case():
+    t = np.array([0.0, 1.0, 2.0])
+    s2 = np.array([[0.0, 0.0, 0.0],
+                   [2.0, 0.2, 0.0],
+                   [4.0, 1.0, 0.5]])
+    lam = np.array([4.0, 2.0, 1.0])
+    half = np.array([1.0, 2.0, np.nan])       # mode 1 half at t = 1, mode 2 at t = 2
+    # u_2(1) = 0.2 / 2; u_3(2) = 0.5 / 1
+    np.testing.assert_allclose(dy.next_mode_learned(t, s2, lam, half), [0.1, 0.5])
+    # between samples: linear interpolation, u_2(0.5) = 0.1 / 2
+    np.testing.assert_allclose(dy.next_mode_learned(t, s2, lam, [0.5, 2.0, 0.0]),
+                               [0.05, 0.5])
+
+
+def test_appc_bound_hand_cases():
+    # λ = (4, 2): ln(2 / 2) = 0; λ = (3, 1): -(3/2) ln(1/2) = 1.5 ln 2
+    np.testing.assert_allclose(dy.appc_bound([4.0, 2.0]), [0.0], atol=1e-15)
+    np.testing.assert_allclose(dy.appc_bound([3.0, 1.0]), [1.5 * np.log(2)])
+    lam = 8.0 * 1.5 ** -np.arange(5)
+    B = dy.appc_bound(lam)
+    assert B.shape == (4,)
+    # scale covariant like the flow: M* -> c M* multiplies every B_k by c
+    np.testing.assert_allclose(dy.appc_bound(3.0 * lam), 3.0 * B, rtol=1e-14)
+    for bad in ([1.0], [1.0, 1.0], [1.0, 2.0], [2.0, -1.0]):
+        with pytest.raises(QwemError, match="strictly decreasing"):
+            dy.appc_bound(bad)
+
+
+def test_alignment_of_an_aligned_and_a_random_W():
+    from scipy.linalg import subspace_angles
+
+    rng = np.random.default_rng(0)
+    n, d = 40, 5
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam, U_top = np.array([5.0, 4.0, 3.0, 2.0, 1.0]), Q[:, :d]
+    s2 = lam * np.array([0.9, 0.8, 0.6, 0.1, 0.01])      # three modes past half
+    R, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    al = dy.alignment(torch.from_numpy((U_top * np.sqrt(s2)) @ R), lam, U_top)
+    assert al.rank == 3
+    assert al.overlap == pytest.approx(1.0, abs=1e-12)
+    assert al.learned == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(al.projections, s2, rtol=1e-12)
+    assert al.cloud.dtype == np.float32 and al.cloud.shape == (n, 3)
+    np.testing.assert_allclose(al.cloud, U_top[:, :3] * np.sqrt(s2[:3]), atol=1e-6)
+    # a random W: the overlap is the mean squared cosine of the principal angles
+    W = 1e-3 * rng.standard_normal((n, d))
+    al = dy.alignment(W, lam, torch.from_numpy(U_top))
+    want = np.mean(np.cos(subspace_angles(W, U_top)) ** 2)
+    assert al.rank == 0 and np.isnan(al.learned)
+    assert al.overlap == pytest.approx(want, rel=1e-10)
+    np.testing.assert_allclose(al.projections, ((U_top.T @ W) ** 2).sum(1))
+    with pytest.raises(QwemError, match="one shape"):
+        dy.alignment(W, lam, U_top[:, :3])

@@ -1,4 +1,5 @@
-"""qwem_lib.runtime.history: the checkpoint file both trainers share, and the divergence error."""
+"""qwem_lib.runtime.history: the checkpoint file both trainers share, and the
+divergence error."""
 
 import itertools
 import json

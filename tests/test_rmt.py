@@ -219,6 +219,56 @@ def test_learned_fraction_weights_the_modes():
         rmt.learned_fraction(p, [t], lam[:1], s0)
 
 
+def _acquired_at_naive(x, y, level):
+    """Reference: walk back from the end while y stays at or above the level."""
+    i = len(y)
+    while i > 0 and y[i - 1] >= level:
+        i -= 1
+    if i == len(y):
+        return math.nan
+    if i == 0:
+        return float(x[0])
+    x0, x1, y0, y1 = float(x[i - 1]), float(x[i]), float(y[i - 1]), float(y[i])
+    return x0 + (x1 - x0) * (level - y0) / (y1 - y0)
+
+
+def test_acquired_at_hand_worked():
+    """A chance success at x = 1 is not the acquisition; the last crossing is."""
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.0, 0.6, 0.1, 0.3, 0.8])
+    assert rmt.acquired_at(x, y, 0.4) == pytest.approx(3.2)      # 0.3 -> 0.8
+    assert rmt.acquired_at(x, y, 0.05) == pytest.approx(1 / 12)  # 0.0 -> 0.6
+    assert rmt.acquired_at(x, y, 0.0) == 0.0                     # from the start
+    assert math.isnan(rmt.acquired_at(x, y, 0.9))                # never for good
+    # NaN (no question answered) counts as below the level
+    y_nan = np.array([0.5, np.nan, 0.2, 0.6, 0.7])
+    assert rmt.acquired_at(x, y_nan, 0.4) == pytest.approx(2.5)
+    # integer x (numbers of features d) give the same as float x
+    d = np.array([1, 2, 4, 8, 16])
+    assert rmt.acquired_at(d, y, 0.4) == pytest.approx(8 + 0.2 * 8)
+
+
+def test_acquired_at_matches_a_naive_walk():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        x = np.cumsum(rng.uniform(0.1, 2.0, n))
+        y = rng.uniform(0, 1, n).round(1)
+        level = float(rng.choice([0.0, 0.25, 0.5, y[-1] / 2, 1.0]))
+        got, want = rmt.acquired_at(x, y, level), _acquired_at_naive(x, y, level)
+        if math.isnan(want):
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_acquired_at_refuses_mismatched_arrays():
+    with pytest.raises(QwemError, match="same, nonzero length"):
+        rmt.acquired_at([0.0, 1.0], [0.5], 0.2)
+    with pytest.raises(QwemError, match="same, nonzero length"):
+        rmt.acquired_at([], [], 0.2)
+
+
 # ------------------------------------------------------------------ task vectors
 
 

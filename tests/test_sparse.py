@@ -32,7 +32,8 @@ def test_sparse_target_equals_the_dense_one(method, k, alpha):
     assert op.shift == (-2.0 if method == "mstar" else 0.0)
     for i in (0, 5, 199):
         np.testing.assert_allclose(op.row(i), dense[i].numpy(), rtol=1e-12, atol=1e-12)
-    X = torch.randn(200, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    X = torch.randn(200, 9, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(op @ X, dense @ X, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(op @ X[:, 0], dense @ X[:, 0], rtol=1e-10, atol=1e-10)
     # float32 working copy, and the product's independence of the thread count
@@ -112,7 +113,7 @@ def test_engine_setting_and_cache_key(isolated_cache):
     assert EmbedConfig("sample", 20000, 10).resolved_engine() == "sparse"
     assert cfg.key()["engine"] == "dense"
     assert EmbedConfig("sample", 1000, 10, engine="sparse").key() != cfg.key()
-    with pytest.raises(QwemError, match="unknown engine 'fast'"):
+    with pytest.raises(QwemError, match=r"unknown engine \(--engine\) 'fast'"):
         EmbedConfig("sample", 1000, 10, engine="fast").validate()
     tokens, op = sparse_statistics(EmbedConfig("sample", 1000, 10, engine="sparse"),
                                    progress=False)

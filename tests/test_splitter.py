@@ -1,4 +1,5 @@
-"""Tests of qwem_lib.corpus.splitter: a corpus into N gzip shards, cut between articles."""
+"""Tests of qwem_lib.corpus.splitter: a corpus into N gzip shards, cut between
+articles."""
 
 import bz2
 import codecs

@@ -248,7 +248,8 @@ def test_minibatch_grad_equals_autograd(loss, scheme):
     sampler = PairSampler(P, u, rw)
     W = torch.randn(20, 4, dtype=torch.float64,
                     generator=torch.Generator().manual_seed(1))
-    grad, value = minibatch_grad(W, sampler, 500, loss, torch.Generator().manual_seed(7))
+    grad, value = minibatch_grad(W, sampler, 500, loss,
+                                 torch.Generator().manual_seed(7))
     (pi, pj, ni, nj), wp, wn = sampler.draw(500, torch.Generator().manual_seed(7))
     Wg = W.clone().requires_grad_(True)
     ref = sampled_loss(Wg, pi, pj, ni, nj, loss, pos_weight=wp, neg_weight=wn)

@@ -390,5 +390,3 @@ def _prefetch(items: Iterator, depth: int = 3) -> Iterator:
 
 # --------------------------------------------------------------------------------------
 # Normalisation
-
-

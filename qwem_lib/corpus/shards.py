@@ -4,10 +4,10 @@ A full Wikipedia dump (4–5 billion tokens) does not fit in memory as one token
 and reading it on one core takes most of a day.  Its statistics need neither: the
 word counts and the window co-occurrence counts of a corpus are sums over its files,
 as long as no window reaches from one file into the next.  So a corpus given as a
-folder, a glob or several files (:func:`qwem_lib.corpus.data.resolve_corpora`) is counted as
-a map-reduce over its files, the *shards*::
+folder, a glob or several files (:func:`qwem_lib.corpus.data.resolve_corpora`) is
+counted as a map-reduce over its files, the *shards*::
 
-    pass 1  shard ─(read, normalise, tokenise)─▶ its words and their counts ─▶ top-V vocabulary
+    pass 1  shard ─(read, normalise, tokenise)─▶ its words and counts ─▶ top-V vocabulary
     pass 2  shard ─(its tokens, mapped to the vocabulary)─▶ sparse counts ─▶ summed
 
 Each shard's tokens are read once, in pass 1, and kept in the token cache of
@@ -16,8 +16,8 @@ them: on a cluster pass 2 sends each shard to the worker that read it (a loose
 restriction: another worker takes it, and reads it again, if that one is gone), so the
 workers' caches need not be shared.  Shards are sent as absolute paths.  A shard's
 counts are symmetric, so only their upper triangle is kept, sent and summed
-(:func:`qwem_lib.corpus.cooccurrence.upper_triangle`, 12 bytes per stored pair), and the total
-is mirrored at the end.  A task holds one shard's tokens and one count matrix, so a
+(:func:`qwem_lib.corpus.cooccurrence.upper_triangle`, 12 bytes per stored pair), and the
+total is mirrored at the end.  A task holds one shard's tokens and one count matrix, so a
 worker's memory is bounded by the largest shard's task plus the partial sum it holds
 (at most the corpus's distinct pairs), whatever the number of shards; the client holds
 the summed, mirrored counts.
@@ -53,8 +53,8 @@ from .subsampling import keep_probs
 from .tokens import FileCounts, _resolve_scheme, read_file_counts
 from .vocabulary import Vocabulary, _canonical_order
 
-__all__ = ["Shard", "CorpusCounts", "Cluster", "check_address", "shards_of", "is_sharded", "connect",
-           "count_vocabulary", "count_corpus"]
+__all__ = ["Shard", "CorpusCounts", "Cluster", "check_address", "shards_of",
+           "is_sharded", "connect", "count_vocabulary", "count_corpus"]
 
 _LOCAL = "local:"
 #: Seconds a run waits, by default, for the scheduler, its first worker, and a worker
@@ -226,7 +226,7 @@ def _read(shard: Shard, cache: bool) -> FileCounts:
                         "file system, or a copy at that path)")
     try:
         return read_file_counts(shard.path, shard.format, shard.scheme,
-                                           shard.min_article_tokens, cache=cache)
+                                shard.min_article_tokens, cache=cache)
     except OSError as exc:  # e.g. permission denied, an I/O error of the disk
         raise QwemError(f"cannot read {shard.path} ({exc.strerror or exc}); check "
                         "the file, or remove it from the corpus") from None
@@ -495,6 +495,84 @@ def _locality() -> bool:
     return os.environ.get("QWEM_SHARD_LOCALITY", "1").strip() != "0"
 
 
+def _submit_all(client, fn, shards: list[Shard], args: tuple, prefer: dict | None):
+    """``fn(shard, *args)`` submitted for every shard, on the worker ``prefer`` names
+    for it if it can; the futures, in the shards' order."""
+    futures = []
+    for shard in shards:
+        where = (prefer or {}).get(shard.index)
+        place = ({"workers": [where], "allow_other_workers": True}
+                 if where is not None else {})
+        futures.append(client.submit(fn, shard, *args, pure=False, **place))
+    return futures
+
+
+def _submit_add(client, pending, a, b, where=None) -> None:
+    """The sum of ``a`` and ``b`` submitted (on ``where`` if it can, before any
+    shard still waiting) and added to ``pending``."""
+    place = {} if where is None else {"workers": [where], "allow_other_workers": True}
+    pending.add(client.submit(add_task, a, b, priority=10, pure=False, **place))
+
+
+def _check_finished(fut, shard: Shard | None, lost: list) -> None:
+    """Nothing if the task ``fut`` (of ``shard``, None for a sum) finished; else
+    the one line that says why not: every worker lost, the task's own error, or a
+    shut-down scheduler or client."""
+    if fut.status == "finished":
+        return
+    if lost:
+        raise QwemError(f"the Dask cluster has had no worker for {lost[0]:g} s "
+                        "(all lost, none came back); start workers (`dask worker "
+                        "ADDRESS`) and run again, or wait longer with "
+                        "--cluster-timeout")
+    try:
+        fut.result()
+    except Exception as exc:  # the task's own error, re-raised here
+        raise _failed(exc, shard) or exc
+    raise QwemError(f"a task on the cluster was {fut.status}: the scheduler or the "
+                    "client was shut down; run again")
+
+
+def _add_across(client, pending, held: dict) -> None:
+    """Add the workers' partial sums (``held``, one per worker) two at a time; one
+    left over stays in ``held``."""
+    partial = list(held.values())
+    held.clear()
+    for a, b in zip(partial[0::2], partial[1::2]):
+        _submit_add(client, pending, a, b)
+    if len(partial) % 2:
+        held[None] = partial[-1]
+
+
+def _gather(client, pending, of_shard: dict, bar, sink, lost: list):
+    """Wait for the tasks of ``pending`` as they finish: each shard's result to
+    ``sink``, or into its worker's partial sum, and the partial sums added until
+    one is left.  Returns ``(sum or None, placement)``."""
+    held: dict = {}  # worker address -> the partial sum it holds
+    placement: dict = {}
+    while True:
+        for fut in pending:
+            shard = of_shard.get(fut.key)
+            _check_finished(fut, shard, lost)
+            where = next(iter(client.who_has([fut]).get(fut.key, ())), None)
+            if shard is not None:
+                bar.update(1)
+                placement[shard.index] = where
+            if sink is not None:
+                sink(fut.result())
+                continue
+            if where in held:
+                _submit_add(client, pending, held.pop(where), fut, where)
+            else:
+                held[where] = fut
+            del fut
+        if len(held) <= 1:
+            break
+        _add_across(client, pending, held)
+    total = next(iter(held.values())).result() if held else None
+    return total, placement
+
+
 def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None,
                 prefer: dict | None = None, lost_after: float = 60.0):
     """Run ``fn(shard, *args)`` for every shard on the cluster.
@@ -516,65 +594,14 @@ def _on_cluster(client, fn, shards: list[Shard], args: tuple, bar, sink=None,
     ran it.
     """
     distributed = _dask()
-    futures = []
-    for shard in shards:
-        where = (prefer or {}).get(shard.index)
-        place = ({"workers": [where], "allow_other_workers": True}
-                 if where is not None else {})
-        futures.append(client.submit(fn, shard, *args, pure=False, **place))
+    futures = _submit_all(client, fn, shards, args, prefer)
     of_shard = {f.key: s for f, s in zip(futures, shards)}
     pending = distributed.as_completed(futures)
     del futures  # as_completed drops each future once returned: its memory frees
-    held: dict = {}  # worker address -> the partial sum it holds
-    placement: dict = {}
     lost: list = []
     stop = _watch_workers(client, lost_after, pending, lost)
-
-    def add(a, b, where=None):
-        place = {} if where is None else {"workers": [where],
-                                          "allow_other_workers": True}
-        pending.add(client.submit(add_task, a, b, priority=10, pure=False, **place))
-
     try:
-        while True:
-            for fut in pending:
-                shard = of_shard.get(fut.key)
-                if fut.status != "finished":
-                    if lost:
-                        raise QwemError(
-                            f"the Dask cluster has had no worker for {lost[0]:g} s "
-                            "(all lost, none came back); start workers (`dask worker "
-                            "ADDRESS`) and run again, or wait longer with "
-                            "--cluster-timeout")
-                    try:
-                        fut.result()
-                    except Exception as exc:  # the task's own error, re-raised here
-                        raise _failed(exc, shard) or exc
-                    raise QwemError(f"a task on the cluster was {fut.status}: the "
-                                    "scheduler or the client was shut down; run "
-                                    "again")
-                where = next(iter(client.who_has([fut]).get(fut.key, ())), None)
-                if shard is not None:
-                    bar.update(1)
-                    placement[shard.index] = where
-                if sink is not None:
-                    sink(fut.result())
-                    continue
-                if where in held:
-                    add(held.pop(where), fut, where)
-                else:
-                    held[where] = fut
-                del fut
-            if len(held) <= 1:
-                break
-            partial = list(held.values())  # one per worker: now add across them
-            held.clear()
-            for a, b in zip(partial[0::2], partial[1::2]):
-                add(a, b)
-            if len(partial) % 2:
-                held[None] = partial[-1]
-        total = next(iter(held.values())).result() if held else None
-        return total, placement
+        return _gather(client, pending, of_shard, bar, sink, lost)
     finally:
         stop.set()
         left = list(pending.futures)
@@ -635,8 +662,7 @@ def _top(words: list[bytes], counts: np.ndarray, vocab_size: int) -> np.ndarray:
         candidates = np.flatnonzero(counts >= nth)
     else:
         candidates = np.arange(len(words))
-    order = _canonical_order([words[i] for i in candidates],
-                                        counts[candidates])
+    order = _canonical_order([words[i] for i in candidates], counts[candidates])
     return candidates[order[:vocab_size]]
 
 
@@ -672,7 +698,7 @@ def count_vocabulary(shards: list[Shard], vocab_size: int, *, client=None,
     errors = ("surrogateescape" if any(s.scheme == "none" for s in shards)
               else "strict")
     vocab = Vocabulary(tuple(words[i].decode("utf-8", errors) for i in top),
-                                  counts[top])
+                       counts[top])
     first = shards[0]
     source = (f"{len(shards)} files ({first.path}, …; format={first.format}, "
               f"scheme={first.scheme}, min_article_tokens={first.min_article_tokens})")

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.errors import QwemError
+from ..runtime.options import check_int
 
 __all__ = ["split_corpus"]
 
@@ -55,7 +56,8 @@ _HEADER_LIMIT = 64 << 20
 _FOOTER = b"</mediawiki>\n"
 _COMPRESSIONS = (".bz2", ".gz", ".xz", ".lzma", ".zip")
 _EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}")
-_UNITS = {"plain": ("line", "lines", "plain text is cut only between lines, or words of lines over a MiB"),
+_UNITS = {"plain": ("line", "lines", "plain text is cut only between lines, or words "
+                    "of lines over a MiB"),
           "wikiextractor": ("article", "articles",
                             "it is cut only between <doc> articles"),
           "mediawiki": ("page", "pages", "it is cut only between <page> elements")}
@@ -327,6 +329,117 @@ def _truncated(path: Path, tail: bytes) -> QwemError:
                      "the complete file)")
 
 
+class _Pass:
+    """The state of one pass over the input: the data buffered from decompressed
+    offset ``base`` on (``written`` up to where it went to the shards), the units
+    found and the cuts made so far (see :func:`_one_pass`)."""
+
+    def __init__(self, path: Path, fmt: str, parts: int, plan: list[int] | None,
+                 writer: _Writer):
+        self.path, self.parts, self.plan, self.writer = path, parts, plan, writer
+        self.size = path.stat().st_size
+        self.thresholds = [self.size * (i + 1) / parts for i in range(parts - 1)]
+        self.finder = _FINDERS[fmt]()
+        self.mediawiki = fmt == "mediawiki"
+        # the MediaWiki header (written before the first <page>) is repeated atop
+        # every shard: its pieces until it is complete, then ``header``
+        self.header_parts: list[bytes] | None = [] if self.mediawiki else None
+        self.header = b""
+        self.header_size = 0
+        self.cuts: list[int] = []
+        self.units = 0
+        self.buf, self.base, self.written, self.raw = b"", 0, 0, 0
+        self.segments: list[tuple[int, int, int, int]] = []
+        # the last bytes read that are not blanks (a dump ends </mediawiki>)
+        self.tail = b""
+
+    def emit(self, upto: int) -> None:
+        """Write the buffer up to absolute offset ``upto``."""
+        if upto <= self.written:
+            return
+        data = self.buf[self.written - self.base:upto - self.base]
+        self.writer.write(data)
+        self.written = upto
+        if self.header_parts is not None:
+            self.header_parts.append(data)
+            self.header_size += len(data)
+            if self.header_size > _HEADER_LIMIT:
+                raise QwemError(f"{self.path} has no <page> element in its first "
+                                f"{_HEADER_LIMIT >> 20} MiB; is it a MediaWiki XML "
+                                "dump? Give a pages-articles dump, or a plain-text "
+                                "corpus")
+
+    def cut(self, at: int, unit: int) -> None:
+        """End the shard before offset ``at`` (unit number ``unit``); start the
+        next."""
+        self.emit(at)
+        self.writer.end(_FOOTER if self.mediawiki else b"")
+        self.cuts.append(unit)
+        self.writer.start(len(self.cuts))
+        if self.header:
+            self.writer.write(self.header)
+
+    def feed(self, chunk: bytes, pos: int) -> None:
+        """Take the next chunk read (``pos``: the bytes of the file on disk read so
+        far): find the units starting in it, cut where due, write what is done."""
+        if not chunk:
+            self.raw = pos
+            return
+        if self.mediawiki:
+            text = chunk.rstrip(b" \t\r\n")
+            if text:
+                self.tail = (self.tail + text[-64:])[-64:]
+        end = self.base + len(self.buf)
+        self.segments.append((end, end + len(chunk), self.raw, pos))
+        self.raw = pos
+        self.buf = self.buf + chunk if self.buf else chunk
+        starts, keep = self.finder.feed(self.buf, self.base, len(chunk))
+        if len(starts):
+            self._units_start(starts)
+        self.emit(self.base + keep)
+        self.buf, self.base = self.buf[keep:], self.base + keep
+        while self.segments and self.segments[0][1] <= self.base:
+            self.segments.pop(0)
+
+    def _units_start(self, starts: np.ndarray) -> None:
+        """Units start at the offsets ``starts``: end the header at the first
+        (MediaWiki), then cut before those where shards are due to end."""
+        if self.header_parts is not None:  # the first <page>: the header ends
+            self.emit(int(starts[0]))
+            self.header, self.header_parts = b"".join(self.header_parts), None
+        first_unit = self.units
+        self.units += len(starts)
+        while len(self.cuts) < self.parts - 1:
+            j = self._next_cut(starts, first_unit)
+            if j is None or j >= len(starts):
+                break
+            self.cut(int(starts[j]), first_unit + j)
+
+    def _next_cut(self, starts: np.ndarray, first_unit: int) -> int | None:
+        """Index in ``starts`` of the unit the next shard ends before: the plan's,
+        or the first that starts once the shard's share of the file on disk was
+        read (and after at least one unit of it); None while that is not in
+        sight."""
+        if self.plan is not None:
+            return self.plan[len(self.cuts)] - first_unit
+        cuts = self.cuts
+        lo = max(cuts[-1] + 1 if cuts else 1, first_unit) - first_unit
+        if lo >= len(starts):
+            return None
+        threshold = self.thresholds[len(cuts)]
+        if _estimate(starts[-1:], self.segments)[0] < threshold:
+            return None
+        est = _estimate(starts[lo:], self.segments)
+        return lo + int(np.searchsorted(est, threshold, side="left"))
+
+    def finish(self) -> None:
+        """After the last chunk: check that a dump is complete, write the rest."""
+        if self.mediawiki and self.units and not self.tail.endswith(_FOOTER.rstrip()):
+            raise _truncated(self.path, self.tail)
+        self.emit(self.base + len(self.buf))
+        self.writer.end()
+
+
 def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
               writer: _Writer, bar) -> tuple[int, list[int]]:
     """Read ``path`` once, writing the shards; return (units, unit index of each cut).
@@ -337,93 +450,18 @@ def _one_pass(path: Path, fmt: str, parts: int, plan: list[int] | None,
     """
     from .files import _prefetch, iter_chunks
 
-    size = path.stat().st_size
-    thresholds = [size * (i + 1) / parts for i in range(parts - 1)]
-    finder = _FINDERS[fmt]()
-    mediawiki = fmt == "mediawiki"
-    header_parts: list[bytes] | None = [] if mediawiki else None
-    header = b""
-    header_size = 0
-    cuts: list[int] = []
-    units = 0
-    buf, base, written, raw = b"", 0, 0, 0
-    segments: list[tuple[int, int, int, int]] = []
-    tail = b""  # the last bytes read that are not blanks (a dump ends </mediawiki>)
-
-    def emit(upto: int) -> None:  # write buf up to absolute offset ``upto``
-        nonlocal written, header_size
-        if upto <= written:
-            return
-        data = buf[written - base:upto - base]
-        writer.write(data)
-        written = upto
-        if header_parts is not None:
-            header_parts.append(data)
-            header_size += len(data)
-            if header_size > _HEADER_LIMIT:
-                raise QwemError(f"{path} has no <page> element in its first "
-                                f"{_HEADER_LIMIT >> 20} MiB; is it a MediaWiki XML "
-                                "dump? Give a pages-articles dump, or a plain-text "
-                                "corpus")
-
-    def cut(at: int, unit: int) -> None:
-        emit(at)
-        writer.end(_FOOTER if mediawiki else b"")
-        cuts.append(unit)
-        writer.start(len(cuts))
-        if header:
-            writer.write(header)
-
+    state = _Pass(path, fmt, parts, plan, writer)
     writer.start(0)
     reader = _prefetch(iter_chunks(path, _CHUNK_SIZE))
     try:
         for chunk, pos in reader:
             bar.update(pos - bar.n)
-            if not chunk:
-                raw = pos
-                continue
-            if mediawiki:
-                text = chunk.rstrip(b" \t\r\n")
-                if text:
-                    tail = (tail + text[-64:])[-64:]
-            end = base + len(buf)
-            segments.append((end, end + len(chunk), raw, pos))
-            raw = pos
-            buf = buf + chunk if buf else chunk
-            starts, keep = finder.feed(buf, base, len(chunk))
-            if len(starts):
-                if header_parts is not None:  # the first <page>: the header ends
-                    emit(int(starts[0]))
-                    header, header_parts = b"".join(header_parts), None
-                first_unit = units
-                units += len(starts)
-                while len(cuts) < parts - 1:
-                    if plan is not None:
-                        j = plan[len(cuts)] - first_unit
-                    else:
-                        lo = max(cuts[-1] + 1 if cuts else 1, first_unit) - first_unit
-                        if lo >= len(starts):
-                            break
-                        threshold = thresholds[len(cuts)]
-                        if _estimate(starts[-1:], segments)[0] < threshold:
-                            break
-                        est = _estimate(starts[lo:], segments)
-                        j = lo + int(np.searchsorted(est, threshold, side="left"))
-                    if j >= len(starts):
-                        break
-                    cut(int(starts[j]), first_unit + j)
-            emit(base + keep)
-            buf, base = buf[keep:], base + keep
-            while segments and segments[0][1] <= base:
-                segments.pop(0)
-        if mediawiki and units and not tail.endswith(_FOOTER.rstrip()):
-            raise _truncated(path, tail)
-        emit(base + len(buf))
-        writer.end()
-        bar.update(max(0, size - bar.n))  # a zip's directory is never read
+            state.feed(chunk, pos)
+        state.finish()
+        bar.update(max(0, state.size - bar.n))  # a zip's directory is never read
     finally:
         reader.close()
-    return units, cuts
+    return state.units, state.cuts
 
 
 # --------------------------------------------------------------------------------------
@@ -496,6 +534,75 @@ def _make_dirs(out_dir: Path) -> list[Path]:
         folder = folder.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     return missing
+
+
+def _check_numbers(parts, compresslevel) -> tuple[int, int]:
+    """``parts`` (>= 1) and ``compresslevel`` (0 to 9) as Python ints."""
+    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) \
+            or parts < 1:
+        raise QwemError(f"parts (--parts) must be a whole number >= 1, got {parts!r}")
+    return int(parts), check_int(compresslevel, "compresslevel", lo=0, hi=9)
+
+
+def _check_input(path: Path, parts: int) -> Path:
+    """``path`` if it is a file of at least ``parts`` bytes."""
+    if path.is_dir():
+        raise QwemError(f"{path} is a folder, not a corpus file; give the path of the "
+                        "file inside it")
+    if not path.is_file():
+        raise QwemError(f"corpus file {path} does not exist; check the path")
+    size = path.stat().st_size
+    if parts > max(1, size):      # before any name or file is made for the parts
+        raise QwemError(f"{parts:,} parts of {path} ({size:,} bytes) would be empty "
+                        "shards; ask for at most one part per byte, and in practice "
+                        "far fewer (a shard of several MB)")
+    return path
+
+
+def _check_out_dir(out_dir: Path, path: Path, stem: str, first: str) -> Path:
+    """``out_dir`` if the shards of ``path`` (the first named ``first``) can be
+    written there: not a file, not the input's own folder, without shards of this
+    corpus, writable."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise QwemError(f"--out {out_dir} exists and is not a folder; give a folder "
+                        "(new, or without shards of this corpus)")
+    if out_dir.is_dir() and out_dir.resolve() == path.resolve().parent:
+        raise QwemError(f"--out {out_dir} is the folder of {path.name}: read as a "
+                        "corpus, that folder would count the input and its shards "
+                        "both; give the shards a folder of their own")
+    if out_dir.is_dir():
+        old = sorted(glob.glob(os.path.join(glob.escape(str(out_dir)),
+                                            glob.escape(stem) + "-*-of-*")))
+        if old:
+            more = f" and {len(old) - 1} more" if len(old) > 1 else ""
+            raise QwemError(f"--out {out_dir} already holds shards of {stem} "
+                            f"({Path(old[0]).name}{more}); remove them or choose "
+                            "another --out folder")
+    from ..runtime._atomic import _writable
+
+    why = _writable(out_dir / first)
+    if why is not None:
+        raise QwemError(f"cannot write the shards into {out_dir}: {why}; choose "
+                        "another --out folder")
+    return out_dir
+
+
+@contextlib.contextmanager
+def _new_folders(out_dir: Path):
+    """Create ``out_dir`` and its missing parents; if the block fails (or is
+    interrupted), remove those created again (when empty)."""
+    try:
+        created = _make_dirs(out_dir)
+    except OSError as exc:
+        raise QwemError(f"cannot create the folder {out_dir}: "
+                        f"{exc.strerror or exc}; choose another --out folder") from exc
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike, *,
@@ -571,73 +678,22 @@ def split_corpus(path: str | os.PathLike, parts: int, out_dir: str | os.PathLike
     """
     from . import data
 
-    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) \
-            or parts < 1:
-        raise QwemError(f"parts (--parts) must be a whole number >= 1, got {parts!r}")
-    parts = int(parts)
-    if isinstance(compresslevel, bool) or not isinstance(
-            compresslevel, (int, np.integer)) or not 0 <= compresslevel <= 9:
-        raise QwemError(f"compresslevel must be an integer from 0 to 9, got "
-                        f"{compresslevel!r}")
-    path = Path(path)
-    if path.is_dir():
-        raise QwemError(f"{path} is a folder, not a corpus file; give the path of the "
-                        "file inside it")
-    if not path.is_file():
-        raise QwemError(f"corpus file {path} does not exist; check the path")
-    size = path.stat().st_size
-    if parts > max(1, size):      # before any name or file is made for the parts
-        raise QwemError(f"{parts:,} parts of {path} ({size:,} bytes) would be empty "
-                        "shards; ask for at most one part per byte, and in practice "
-                        "far fewer (a shard of several MB)")
+    parts, compresslevel = _check_numbers(parts, compresslevel)
+    path = _check_input(Path(path), parts)
     fmt = data._infer_format(path)
     stem, names = _names(path, parts)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise QwemError(f"--out {out_dir} exists and is not a folder; give a folder "
-                        "(new, or without shards of this corpus)")
-    if out_dir.is_dir() and out_dir.resolve() == path.resolve().parent:
-        raise QwemError(f"--out {out_dir} is the folder of {path.name}: read as a "
-                        "corpus, that folder would count the input and its shards "
-                        "both; give the shards a folder of their own")
-    if out_dir.is_dir():
-        old = sorted(glob.glob(os.path.join(glob.escape(str(out_dir)),
-                                            glob.escape(stem) + "-*-of-*")))
-        if old:
-            more = f" and {len(old) - 1} more" if len(old) > 1 else ""
-            raise QwemError(f"--out {out_dir} already holds shards of {stem} "
-                            f"({Path(old[0]).name}{more}); remove them or choose "
-                            "another --out folder")
-    from ..runtime._atomic import _writable
+    out_dir = _check_out_dir(Path(out_dir), path, stem, names[0])
+    with _new_folders(out_dir), _sigterm_interrupts():
+        return _write_shards(path, fmt, parts, progress, compresslevel, names, out_dir)
 
-    why = _writable(out_dir / names[0])
-    if why is not None:
-        raise QwemError(f"cannot write the shards into {out_dir}: {why}; choose "
-                        "another --out folder")
-    try:
-        created = _make_dirs(out_dir)
-    except OSError as exc:
-        raise QwemError(f"cannot create the folder {out_dir}: "
-                        f"{exc.strerror or exc}; choose another --out folder") from exc
 
+def _write_shards(path, fmt, parts, progress, compresslevel, names,
+                  out_dir) -> list[Path]:
+    """The shards' one (or two) passes; on any error or interruption the partial
+    and renamed shards are removed (the caller removes the folders it made)."""
     finals = [out_dir / name for name in names]
     temps = [out_dir / f".{name}.tmp-{os.getpid()}" for name in names]
     renamed: list[Path] = []
-    try:
-        with _sigterm_interrupts():
-            return _write_shards(path, fmt, parts, progress, compresslevel, names,
-                                 temps, finals, renamed, out_dir)
-    except BaseException:
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-
-
-def _write_shards(path, fmt, parts, progress, compresslevel, names, temps, finals,
-                  renamed, out_dir) -> list[Path]:
-    """The shards' one (or two) passes; on any error or interruption the partial
-    and renamed shards are removed (the caller removes the folders it made)."""
     writer = None
     try:
         with _bar(path, progress, "splitting") as bar:

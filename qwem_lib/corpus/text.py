@@ -360,5 +360,3 @@ def iter_words(path: str | os.PathLike, format: str = "plain", scheme: str = "pa
         words = buf.split()
         if words:
             yield words
-
-

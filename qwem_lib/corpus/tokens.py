@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.errors import QwemError
+from ..runtime.options import check_int
 from . import data
 from .files import DEFAULT_CHUNK_SIZE
 from .text import _check_scheme, _iter_buffers
@@ -177,15 +178,9 @@ def load_tokens(corpus: str | os.PathLike, vocab_size: int, scheme: str = "auto"
         ``ids`` (N,) int32 with out-of-vocabulary tokens removed, ``vocab`` of size
         ``V``, ``n_tokens`` before removal.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-        raise QwemError(f"vocab_size must be an integer, not {vocab_size!r}")
-    if vocab_size < 1:
-        raise QwemError(f"vocab_size must be at least 1, not {vocab_size}; the paper "
-                        "uses 10000")
-    if not isinstance(min_article_tokens, (int, np.integer)) or min_article_tokens < 0:
-        raise QwemError(f"min_article_tokens must be a non-negative integer, not "
-                        f"{min_article_tokens!r}")
-    vocab_size, min_article_tokens = int(vocab_size), int(min_article_tokens)
+    vocab_size = check_int(vocab_size, "vocab_size", "--vocab-size")
+    min_article_tokens = check_int(min_article_tokens, "min_article_tokens",
+                                   "--min-article-tokens", lo=0)
     files = data.resolve_corpora(corpus, download=download)
     if len(files) > 1:
         raise QwemError(f"{corpus} is a corpus of {len(files)} files; load_tokens holds "

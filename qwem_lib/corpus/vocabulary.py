@@ -282,5 +282,3 @@ class TokenData:
     def __repr__(self) -> str:
         return (f"TokenData({len(self.ids):,} of {self.n_tokens:,} tokens kept, "
                 f"V={len(self.vocab)}, source={self.source!r})")
-
-

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime.errors import QwemError
+from ..runtime.options import check_int
 
 __all__ = ["alias_table", "KernelState", "Hogwild", "default_threads"]
 
@@ -179,8 +180,7 @@ class Hogwild:
     def __init__(self, ids, keep, prob, alias, W, C, *, window: int, negatives: int,
                  block_tokens: int, seed: int, epochs: int, lr: float, shared: bool,
                  threads: int, state: KernelState | None = None):
-        if not (isinstance(threads, (int, np.integer)) and threads >= 1):
-            raise QwemError(f"threads must be an integer >= 1, got {threads!r}")
+        check_int(threads, "threads", "--threads")
         for name, a in (("W", W), ("C", C)):
             if a is not None and not (a.flags.c_contiguous and a.flags.writeable
                                       and a.dtype in (np.float32, np.float64)):

@@ -24,7 +24,7 @@ from .errors import QwemError
 __all__ = ["LOSSES", "REWEIGHTINGS", "METHODS", "ENGINES", "TRAIN_ENGINES",
            "WEIGHTINGS", "SCHEMES", "CORPUS_FORMATS", "VECTOR_FORMATS", "DTYPES",
            "MAX_SEED", "check_int", "check_real", "check_seed", "check_choice",
-           "parse_int", "parse_real"]
+           "parse_int", "parse_real", "parse_any_int"]
 
 # ---- the choices, each re-exported by the module that owns it ---------------------
 #: Losses (:mod:`qwem_lib.losses`): word2vec's logistic loss and its quartic
@@ -158,3 +158,13 @@ def parse_real(text: str, name: str, flag: str | None = None, **bounds) -> float
     except ValueError:
         value = text
     return check_real(value, name, flag, **bounds)
+
+
+def parse_any_int(text: str, name: str, flag: str | None = None) -> int:
+    """An integer of any sign and size typed on a command line, for an option whose
+    range is checked where the value is used (by :func:`check_int`)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise QwemError(f"{_label(name, flag)} must be an integer, got {text!r}"
+                        ) from None
