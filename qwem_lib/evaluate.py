@@ -36,6 +36,7 @@ import torch
 from .corpus.data import eval_path
 from .runtime._repr import short_repr
 from .runtime.errors import QwemError
+from .runtime.options import check_int
 
 __all__ = [
     "AnalogyResult",
@@ -772,8 +773,7 @@ def neighbors(W, words: Sequence[str], query: str | Sequence[str], *,
     -------
     list of (word, cosine), best first
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise QwemError(f"k (-k) must be a positive integer, got {k!r}")
+    k = check_int(k, "k", "-k")
     if isinstance(query, str):
         pos, neg = parse_query(query, words)
     else:

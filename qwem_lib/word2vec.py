@@ -308,9 +308,7 @@ def _check_tokens(tokens_ids, vocab_size) -> tuple[np.ndarray, np.ndarray]:
         raise QwemError(f"the token stream has {ids.size} token(s): nothing to "
                         "train on; pass a corpus (load_tokens(...).ids) with at least "
                         "two in-vocabulary tokens")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
-            or vocab_size < 2:
-        raise QwemError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+    vocab_size = check_int(vocab_size, "vocab_size", lo=2)
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab_size:
         raise QwemError(f"token ids must lie in 0..{vocab_size - 1} (vocab_size = "
@@ -409,10 +407,7 @@ def _threads(threads, engine: str) -> int:
         return 1
     if threads is None:
         return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
-            or threads < 1:
-        raise QwemError(f"threads must be an integer >= 1, got {threads!r}")
-    return int(threads)
+    return check_int(threads, "threads")
 
 
 def _engine(engine: str, config: Word2VecConfig, ids, keep, sampler, W, C, dev,

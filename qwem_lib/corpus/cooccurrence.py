@@ -32,6 +32,7 @@ from ..kernels.threads import run_ranges, run_rows, run_threads
 from ..runtime.devices import default_device
 from ..runtime.errors import QwemError
 from ..runtime.memory import require, require_dense
+from ..runtime.options import check_int
 
 __all__ = ["window_weights", "check_window", "count_pairs", "count_pairs_sparse",
            "add_counts", "upper_triangle", "mirror_upper", "count_pairs_naive",
@@ -64,13 +65,10 @@ def check_window(window) -> int:
     QwemError
         ``"window (--window) must be an integer from 1 to 1,000, got 0; ..."``.
     """
-    ok = isinstance(window, (int, np.integer)) and not isinstance(window,
-                                                                   (bool, np.bool_))
-    if ok and 1 <= window <= MAX_WINDOW:
-        return int(window)
-    shown = window.item() if isinstance(window, np.generic) else window
-    raise QwemError(f"window (--window) must be an integer from 1 to {MAX_WINDOW:,}, "
-                    f"got {shown!r}; use e.g. --window 16 (the paper's)")
+    try:
+        return check_int(window, "window", "--window", hi=MAX_WINDOW)
+    except QwemError as e:
+        raise QwemError(f"{e}; use e.g. --window 16 (the paper's)") from None
 
 
 def window_weights(context_len: int = 16,
@@ -109,10 +107,7 @@ def _check_ids(ids, vocab_size: int) -> tuple[np.ndarray, int]:
     ids = np.asarray(ids)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise QwemError("token ids must be a 1-D integer array")
-    if isinstance(vocab_size, (bool, np.bool_)) or not isinstance(
-            vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise QwemError(f"vocab_size (--vocab-size) must be an integer >= 1, got "
-                        f"{vocab_size!r}")
+    vocab_size = check_int(vocab_size, "vocab_size", "--vocab-size")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise QwemError(f"token ids must lie in [0, {vocab_size}); remove "
                         "out-of-vocabulary tokens before counting")

@@ -48,6 +48,7 @@ from typing import Iterator
 import numpy as np
 
 from ..runtime.errors import QwemError
+from ..runtime.options import check_real
 from . import data
 from .subsampling import keep_probs
 from .tokens import FileCounts, _resolve_scheme, read_file_counts
@@ -82,10 +83,9 @@ class Cluster:
 
     def __post_init__(self):
         object.__setattr__(self, "address", check_address(self.address))
-        t = self.timeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e6:
-            raise QwemError(f"the cluster timeout must be a positive number of "
-                            f"seconds (below 10^6), got {t!r}")
+        object.__setattr__(self, "timeout", check_real(
+            self.timeout, "the cluster timeout", "--cluster-timeout", gt=0, lt=1e6,
+            why="seconds"))
 
 
 _MAX_LOCAL = 1024

@@ -538,10 +538,8 @@ def _make_dirs(out_dir: Path) -> list[Path]:
 
 def _check_numbers(parts, compresslevel) -> tuple[int, int]:
     """``parts`` (>= 1) and ``compresslevel`` (0 to 9) as Python ints."""
-    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) \
-            or parts < 1:
-        raise QwemError(f"parts (--parts) must be a whole number >= 1, got {parts!r}")
-    return int(parts), check_int(compresslevel, "compresslevel", lo=0, hi=9)
+    return (check_int(parts, "parts", "--parts"),
+            check_int(compresslevel, "compresslevel", lo=0, hi=9))
 
 
 def _check_input(path: Path, parts: int) -> Path:
