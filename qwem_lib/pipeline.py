@@ -323,6 +323,11 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     file (:func:`qwem_lib.corpus.shards.count_corpus`), on the Dask cluster ``cluster``
     (an address, ``"local:N"`` or a ``distributed.Client``) when given.
 
+    With ``cache`` the token arrays and the window counts (sparse, keyed by the
+    corpus's content and the counting settings: V, scheme, window, weighting,
+    subsampling) are read from the cache and stored there, so every target, dimension
+    and solver of one corpus shares one count.
+
     Returns
     -------
     tokens : qwem_lib.corpus.TokenData, or qwem_lib.corpus.shards.CorpusCounts
@@ -342,9 +347,58 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
         return tokens, P_ij, unigram
     tokens = _tokens(config, watch, cache, progress)
     with watch.stage("count"):  # counts, normalised in place: one V x V buffer
-        C = _count(tokens.ids, config, device, progress)
+        C = _cached_count(tokens.ids, config, device, progress, cache)
         P_ij, unigram = pair_probs(C, out=C)
     return tokens, P_ij, unigram
+
+
+# The settings window counts depend on (with the corpus): what the "counts" cache is
+# keyed by, so that every target, dimension and solver of one corpus shares them.
+_COUNT_SETTINGS = ("corpus", "vocab_size", "scheme", "min_article_tokens",
+                   "context_len", "weighting", "subsample", "subsample_draws")
+
+
+def _cached_count(ids, config: EmbedConfig, device, progress: bool,
+                  cache: bool) -> torch.Tensor:
+    """:func:`_count`, read from the "counts" cache when ``cache`` (stored sparse:
+    the V x V counts of a window are mostly zero at large V, and the cache holds
+    one entry per corpus, V, window and subsampling, not one per target)."""
+    if not cache:
+        return _count(ids, config, device, progress)
+    full = config.key()
+    key = {name: full[name] for name in _COUNT_SETTINGS}
+    entry = cache_mod.load("counts", key, code=_CODE)
+    if entry is not None:
+        return _dense_counts(entry, config.vocab_size, device)
+    C = _count(ids, config, device, progress)
+    cache_mod.store("counts", key, _sparse_arrays(C), code=_CODE)
+    return C
+
+
+def _sparse_arrays(C: torch.Tensor, rows: int = 1024) -> dict:
+    """CSR arrays (indptr, indices, data) of the dense counts ``C``, built a block of
+    ``rows`` rows at a time (so the extra memory is that of the nonzeros)."""
+    per_row, indices, data = [], [], []
+    for i0 in range(0, C.shape[0], rows):
+        block = C[i0:i0 + rows]
+        seen = block != 0
+        per_row.append(seen.sum(1).cpu())
+        indices.append(seen.nonzero()[:, 1].to(torch.int32).cpu())
+        data.append(block[seen].cpu())
+    indptr = np.zeros(C.shape[0] + 1, np.int64)
+    np.cumsum(torch.cat(per_row).numpy(), out=indptr[1:])
+    return {"indptr": indptr, "indices": torch.cat(indices).numpy(),
+            "data": torch.cat(data).numpy()}
+
+
+def _dense_counts(entry: dict, V: int, device) -> torch.Tensor:
+    """The dense (V, V) float64 counts of a "counts" cache entry (CSR arrays)."""
+    from scipy.sparse import csr_matrix
+
+    C = torch.zeros((V, V), dtype=torch.float64)
+    csr_matrix((entry["data"], entry["indices"], entry["indptr"]),
+               shape=(V, V)).toarray(out=C.numpy())
+    return C.to(device)
 
 
 def _draws(ids, config: EmbedConfig):

@@ -523,3 +523,50 @@ def test_word2vec_growth_rates_match_a_dense_reference(corpus, monkeypatch):
     monkeypatch.setattr(compare, "_GROWTH_ROWS", 5)             # rows 5 + 5 + 2
     np.testing.assert_array_equal(
         compare.word2vec_growth_rates(corpus, V, config, 4), mu)
+
+
+def test_counts_are_cached_once_per_window_and_read_back_equal(corpus, isolated_cache,
+                                                               monkeypatch):
+    """pair_statistics stores a corpus's window counts ("counts" cache, sparse) and
+    reads them back for any target of the same counts: P_ij equal bit for bit, no
+    second count; another window or subsampling counts again; cache=False neither
+    reads nor writes."""
+    import qwem_lib.pipeline as pipeline
+    from qwem_lib.pipeline import pair_statistics
+    from qwem_lib.runtime.cache import cache_dir
+    counted = []
+    real = pipeline.count_pairs
+    monkeypatch.setattr(pipeline, "count_pairs",
+                        lambda *a, **k: counted.append(a[2]) or real(*a, **k))
+    V = 12
+    _, P0, u0 = pair_statistics(EmbedConfig(corpus, V, 3), progress=False,
+                                cache=False)
+    assert counted == [16] and not (cache_dir() / "counts").exists()
+    _, P1, u1 = pair_statistics(EmbedConfig(corpus, V, 3), progress=False)
+    assert len(list((cache_dir() / "counts").iterdir())) == 1
+    _, P2, u2 = pair_statistics(EmbedConfig(corpus, V, 5, method="ppmi",
+                                            negatives=5.0), progress=False)
+    assert counted == [16, 16]                   # read back: no third count
+    for P, u in ((P1, u1), (P2, u2)):
+        assert torch.equal(P, P0) and torch.equal(u, u0)
+    pair_statistics(EmbedConfig(corpus, V, 3, context_len=4), progress=False)
+    pair_statistics(EmbedConfig(corpus, V, 3, subsample=0.05, subsample_draws=1),
+                    progress=False)
+    assert counted == [16, 16, 4, 16]
+    assert len(list((cache_dir() / "counts").iterdir())) == 3
+
+
+def test_sparse_arrays_of_counts_round_trip():
+    """The CSR arrays of a dense matrix, built in row blocks that do not divide V,
+    give back the matrix (zero rows and a zero last row included)."""
+    from scipy.sparse import csr_matrix
+
+    from qwem_lib.pipeline import _dense_counts, _sparse_arrays
+    rng = np.random.default_rng(0)
+    C = torch.from_numpy(rng.random((23, 23)) * (rng.random((23, 23)) < 0.3))
+    C[5] = 0
+    C[-1] = 0
+    arrays = _sparse_arrays(C, rows=4)
+    assert arrays["indptr"][-1] == int((C != 0).sum())
+    np.testing.assert_array_equal(csr_matrix(C.numpy()).indptr, arrays["indptr"])
+    assert torch.equal(_dense_counts(arrays, 23, "cpu"), C)
