@@ -36,7 +36,7 @@ __all__ = ["EmbedConfig", "ClosedForm", "Stopwatch", "pair_statistics",
 SPARSE_FROM_V = 15_000
 # Bump when the eigensolver's defaults or accuracy change: it is part of cache keys
 # (which also hold a fingerprint of the code, _CODE: see qwem_lib.runtime.cache).
-_SOLVER_VERSION = "block-krylov-3"
+_SOLVER_VERSION = "block-krylov-4"
 _CODE = ("qwem_lib.pipeline",)
 
 # Peak memory in bytes per V x V entry, measured (peak RSS minus the RSS before, fresh

@@ -172,7 +172,8 @@ def _n_converged(theta: torch.Tensor, res: torch.Tensor, prev: torch.Tensor | No
 
 def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
                   tol: float, max_restarts: int, callback, bar,
-                  residual_tol: float | None = None) -> EighResult:
+                  residual_tol: float | None = None,
+                  refine: bool = False) -> EighResult:
     """Thick-restart block Krylov iteration from the start block X (V, b).
 
     The basis and its image under M live in two preallocated (V, n_blocks·b) buffers
@@ -180,6 +181,11 @@ def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
     2·n_blocks·b·V numbers plus a few (V, b) blocks.  After a restart the basis is
     the b kept Ritz vectors plus blocks as wide as the unconverged part, as many as
     fit (at most n_blocks - 1 expansions).
+
+    ``refine``: X holds approximate eigenvectors (a lower precision's Ritz vectors),
+    so the first Rayleigh-Ritz step is taken in span(X) alone, before any expansion:
+    the pairs already converged there cost no further products, and the blocks that
+    follow are only as wide as the unconverged rest.
     """
     b = X.shape[1]
     Qbuf, MQbuf = _start_basis(M, X, n_blocks)
@@ -188,9 +194,10 @@ def _block_krylov(M, X: torch.Tensor, k: int, n_blocks: int,
     done = 0
     prev = None
     for restart in range(max_restarts + 1):
-        grown = _expand(M, Qbuf, MQbuf, m, new, n_blocks)
-        n_mv += grown - m
-        m = grown
+        if restart or not refine:
+            grown = _expand(M, Qbuf, MQbuf, m, new, n_blocks)
+            n_mv += grown - m
+            m = grown
         theta, Y, MY, R, res = _rayleigh_ritz(Qbuf[:, :m], MQbuf[:, :m], b)
         scale = max(scale, float(theta.abs().max()))
         done = _n_converged(theta, res, prev, k, tol, scale, residual_tol)
@@ -338,7 +345,7 @@ def top_eigh(M: torch.Tensor, k: int, *, block_size: int | None = None,
         X, n_mv, restarts = _rough_pass(M, X, k, work_dtype, n_blocks, tol,
                                         max_restarts, callback, bar)
         res = _block_krylov(M, X, k, n_blocks, tol, max_restarts, callback, bar,
-                            residual_tol)
+                            residual_tol, refine=n_mv > 0)
     finally:
         if bar is not None:
             bar.close()
