@@ -507,7 +507,8 @@ _GROWTH_ROWS = 1024   # rows of the V x V buffer updated at a time
 
 
 def word2vec_growth_rates(corpus: str, vocab_size: int, config, n_modes: int, *,
-                          scheme: str = "auto", device=None) -> np.ndarray:
+                          scheme: str = "auto", device=None,
+                          cache: bool = True) -> np.ndarray:
     """Growth rates ``μ_k`` of word2vec's top modes near ``W = 0``, in flow time.
 
     Near ``W = 0`` word2vec's expected update, on :func:`flow_time`'s clock, is
@@ -532,22 +533,38 @@ def word2vec_growth_rates(corpus: str, vocab_size: int, config, n_modes: int, *,
     scheme : str
         Tokenisation scheme of the corpus.
     device : str or torch.device, optional
+    cache : bool
+        Read the rates from the cache (``"growth_rates"``, keyed by the statistics'
+        settings and K) and store them there; the counts are cached as for
+        :func:`qwem_lib.pipeline.pair_statistics`.
 
     Returns
     -------
     (K,) float64 ndarray
         ``μ_1 ≥ … ≥ μ_K``, the top eigenvalues of ``M̃``.
     """
-    from .pipeline import EmbedConfig, pair_statistics
-    from .spectral import top_eigh
+    from .pipeline import EmbedConfig
 
     k = float(config.negatives)
     cfg = EmbedConfig(corpus, vocab_size, config.embed_dim, scheme=scheme,
                       context_len=config.window, negatives=k,
                       neg_power=config.neg_power, subsample=config.subsample)
-    tokens, B, u = pair_statistics(cfg, device=device, progress=False)
+    out, _ = cache_mod.cached(
+        "growth_rates", {"statistics": cfg.key(), "n_modes": n_modes},
+        lambda: {"mu": _growth_rates(cfg, n_modes, device, cache)},
+        code=("qwem_lib.compare",), cache=cache)
+    return out["mu"]
+
+
+def _growth_rates(cfg, n_modes: int, device, cache: bool) -> np.ndarray:
+    """:func:`word2vec_growth_rates` computed from the statistics of ``cfg``."""
+    from .pipeline import pair_statistics
+    from .spectral import top_eigh
+
+    k, vocab_size = cfg.negatives, cfg.vocab_size
+    tokens, B, u = pair_statistics(cfg, device=device, progress=False, cache=cache)
     n = torch.as_tensor(np.bincount(tokens.ids, minlength=vocab_size),
-                        dtype=B.dtype, device=B.device).pow(config.neg_power)
+                        dtype=B.dtype, device=B.device).pow(cfg.neg_power)
     n /= n.sum()
     V = vocab_size
     for i0 in range(0, V, _GROWTH_ROWS):         # B = 2(P_sub - kQ), in place

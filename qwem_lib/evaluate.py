@@ -804,7 +804,7 @@ def neighbors(W, words: Sequence[str], query: str | Sequence[str], *,
                                                  top.indices.tolist())]
 
 
-def report(W, words: Sequence[str], device=None) -> dict:
+def report(W, words: Sequence[str], device=None, *, cache: bool = False) -> dict:
     """All benchmarks at once, as a JSON-serialisable dict (``qwem eval FILE``).
 
     Parameters
@@ -812,6 +812,12 @@ def report(W, words: Sequence[str], device=None) -> dict:
     W : (V, d) numpy array or torch tensor
     words : sequence of str, length V
     device : str or torch.device, optional
+    cache : bool
+        Read the report from the cache (``"reports"``) and store it there, keyed by
+        the content of W (its values, shape and dtype) and of the words, the device
+        type, the bundled benchmark files and this module's code: the chapters'
+        builds evaluate many stored embeddings again, and a report of V = 10⁵ words
+        takes seconds.
 
     Returns
     -------
@@ -830,6 +836,30 @@ def report(W, words: Sequence[str], device=None) -> dict:
         If W has NaN or inf entries, or does not match ``words``.
     """
     T = _check(W, words, "report")
+    if not cache:
+        return _report(T, words, device)
+    import hashlib
+    import json
+
+    from .runtime import cache as cache_mod
+    from .runtime.devices import default_device
+
+    digest = hashlib.sha256(np.ascontiguousarray(
+        T.detach().cpu().to(torch.float64).numpy()).tobytes())
+    digest.update(f"{tuple(T.shape)} {T.dtype}".encode())
+    digest.update("\0".join(words).encode())
+    files = ["questions-words", *SIMILARITY_BENCHMARKS]
+    key = {"embeddings": digest.hexdigest(), "device": default_device(device).type,
+           "benchmarks": {f: cache_mod.file_identity(eval_path(f)) for f in files}}
+    out, _ = cache_mod.cached(
+        "reports", key,
+        lambda: {"json": np.array(json.dumps(_report(T, words, device)))},
+        code=("qwem_lib.evaluate",))
+    return json.loads(str(out["json"]))
+
+
+def _report(T: torch.Tensor, words: Sequence[str], device) -> dict:
+    """:func:`report` of the checked embeddings ``T``."""
     qs = load_analogies()
     out = {
         "analogy_paper": analogy_paper(T, words, qs, device=device).to_dict(),

@@ -3,6 +3,7 @@
 import bz2
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -504,10 +505,12 @@ def test_half_learned_times_of_the_exact_flow_match_the_theory():
     assert np.all(np.diff(half.theory) > 0)      # smaller λ: learned later
 
 
-def test_word2vec_growth_rates_match_a_dense_reference(corpus, monkeypatch):
+def test_word2vec_growth_rates_match_a_dense_reference(corpus, isolated_cache,
+                                                       monkeypatch):
     """μ_k: the top eigenvalues of 2(P_sub - kQ)V²/(1 + k), Q_ij = (P_i n_j + n_i
     P_j)/2 with n ∝ count^{3/4}, built densely in numpy; the buffer updated a few
-    rows at a time gives the same bits as in one piece."""
+    rows at a time gives the same bits as in one piece; a second call reads the
+    rates back from the cache, and other settings miss it."""
     V, k = 12, 2
     config = Word2VecConfig(embed_dim=2, window=3, negatives=k, subsample=1e-2)
     mu = compare.word2vec_growth_rates(corpus, V, config, 4)
@@ -522,7 +525,17 @@ def test_word2vec_growth_rates_match_a_dense_reference(corpus, monkeypatch):
     np.testing.assert_allclose(mu, ref, rtol=1e-9)
     monkeypatch.setattr(compare, "_GROWTH_ROWS", 5)             # rows 5 + 5 + 2
     np.testing.assert_array_equal(
-        compare.word2vec_growth_rates(corpus, V, config, 4), mu)
+        compare.word2vec_growth_rates(corpus, V, config, 4, cache=False), mu)
+    computed = []
+    real = compare._growth_rates
+    monkeypatch.setattr(compare, "_growth_rates",
+                        lambda *a: computed.append(a[1]) or real(*a))
+    np.testing.assert_array_equal(
+        compare.word2vec_growth_rates(corpus, V, config, 4), mu)  # from the cache
+    assert computed == []
+    compare.word2vec_growth_rates(corpus, V, config, 3)
+    compare.word2vec_growth_rates(corpus, V, replace(config, window=2), 4)
+    assert computed == [3, 4]
 
 
 def test_counts_are_cached_once_per_window_and_read_back_equal(corpus, isolated_cache,

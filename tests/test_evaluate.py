@@ -369,6 +369,31 @@ def test_report_is_json_and_robust():
     assert r["ws353_rel"]["n"] == 0 and r["ws353_rel"]["spearman"] is None
 
 
+def test_report_is_cached_by_the_content_of_the_embeddings(isolated_cache,
+                                                           monkeypatch):
+    """report(cache=True) is report(); a second call reads it back without
+    evaluating; another W (one entry changed), other words or cache=False evaluate."""
+    import qwem_lib.evaluate as ev
+    words, W = _family_embedding()
+    W = torch.from_numpy(W).float()
+    plain = report(W, words, device="cpu")
+    assert report(W, words, device="cpu", cache=True) == plain
+    evaluated = []
+    real = ev._report
+    monkeypatch.setattr(ev, "_report",
+                        lambda T, w, d: evaluated.append(len(w)) or real(T, w, d))
+    assert report(W.numpy().copy(), words, device="cpu", cache=True) == plain
+    assert evaluated == []                   # the same values, as a numpy array
+    report(W.double(), words, device="cpu", cache=True)       # another dtype
+    W2 = W.clone()
+    W2[3, 1] += 0.5
+    assert report(W2, words, device="cpu", cache=True) != plain
+    renamed = words[:-1] + ["zzz"]
+    report(W, renamed, device="cpu", cache=True)
+    report(W, words, device="cpu")
+    assert evaluated == [len(words)] * 4
+
+
 def test_input_validation():
     words, W = _family_embedding()
     with pytest.raises(QwemError, match="rows"):
