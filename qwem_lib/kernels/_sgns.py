@@ -170,7 +170,7 @@ def _window(W, C, ctx, m, c, tg, k, shared, lr, prob, alias, Vu, s, neu, gbuf, s
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
 def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, epoch,
          blk_hi, state, rng, target, lr0, lr_floor, total_words, lr_base, lr_mult, acc,
-         halt):
+         halt, neu, gbuf, tg, ctx):
     """One thread's part of a wave: train until its next centre lies at or beyond
     raw position ``target`` (or its last block ``blk_hi - 1`` is done, or
     ``halt[0]`` is set).
@@ -178,7 +178,10 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
     ``state`` (int64): block, next centre in it (-1: not begun), raw position of the
     words read, centres trained; ``rng`` (uint64, 1): the random state inside a
     begun block; ``acc`` (float64): sampled loss, its pairs, all pairs, Σ lr·pairs.
-    All four are updated in place.  The learning rate at a centre of raw position p
+    All four are updated in place.  ``neu`` (d,) and ``gbuf`` (k + 1,) in W's dtype,
+    ``tg`` (k + 1,) and ``ctx`` (2·window,) int64, are scratch space, passed in
+    rather than allocated here: LLVM then vectorises the row updates (bench/README,
+    ``word2vec_speed.py``).  The learning rate at a centre of raw position p
     is ``lr0 · max(lr_floor, 1 - (lr_base + lr_mult · p)/total_words)``.
     """
     N = ids.shape[0]
@@ -189,10 +192,6 @@ def wave(ids, keep, prob, alias, W, C, shared, window, k, block_tokens, seed, ep
     kept = np.empty(R, np.int64)
     kraw = np.empty(R, np.int64)
     win = np.empty(R, np.int64)
-    ctx = np.empty(2 * window, np.int64)
-    tg = np.empty(K1, np.int64)
-    neu = np.empty(d, W.dtype)
-    gbuf = np.empty(K1, W.dtype)
     blk = state[0]
     off = state[1]
     ncent = state[3]

@@ -286,7 +286,12 @@ class Hogwild:
                              int(self.blk_hi[j]), st.pos[j], st.rng[j:j + 1],
                              raw_next + delta, self.lr, MIN_LR_RATIO,
                              float(self.total_words),
-                             float(lr_base), float(n_active), st.acc[j], self.halt))
+                             float(lr_base), float(n_active), st.acc[j], self.halt,
+                             # scratch space (see _sgns.wave)
+                             np.empty(self.W.shape[1], self.W.dtype),
+                             np.empty(self.negatives + 1, self.W.dtype),
+                             np.empty(self.negatives + 1, np.int64),
+                             np.empty(2 * self.window, np.int64)))
             self._wave(K.wave, args, poll, poll_seconds)
             if poll is not None:
                 poll()
