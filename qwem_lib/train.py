@@ -59,8 +59,8 @@ from .losses import (LOSSES, REWEIGHTINGS, Reweighting, _funcs, check_subsample,
 from .runtime._repr import short_repr
 from .runtime.devices import default_device
 from .runtime.errors import QwemError
-from .runtime.history import (History, data_fingerprint, diverged_error,
-                              load_checkpoint, prepare_run_dir, save_checkpoint)
+from .runtime.history import (DTYPES, HISTORY, History, data_fingerprint,
+                              diverged_error, open_run_dir, save_checkpoint)
 from .runtime.memory import require_dense
 from .runtime.options import check_choice, check_int, check_real, check_seed
 from .spectral import eigenbasis, top_eigh
@@ -69,10 +69,7 @@ __all__ = ["TrainConfig", "Spectrum", "spectrum", "loss_scale", "resolve_lr",
            "resolve_steps", "checkpoint_steps", "sample_pairs", "PairSampler",
            "minibatch_grad", "train", "trains_in_eigenbasis"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BASES = ("auto", "eigen", "word")
-CHECKPOINT = "checkpoint.npz"
-HISTORY = "history.json"
 
 
 # ----------------------------------------------------------------------------------
@@ -82,7 +79,7 @@ def check_init_range(init_scale: float, dtype: str, usual: str) -> None:
     """Refuse an init scale whose square (the initial scale of the products w . c,
     W W^T) is not a normal number of ``dtype``, or whose loss, ~ S^4 V^2 for V up to
     1e6, overflows it; ``usual`` ends the message (the scales people use)."""
-    info = torch.finfo(_DTYPES.get(dtype, torch.float32))
+    info = torch.finfo(DTYPES.get(dtype, torch.float32))
     lo, hi = math.sqrt(info.tiny), (info.max / 1e12) ** 0.25
     if not lo <= init_scale <= hi:
         raise QwemError(
@@ -174,7 +171,7 @@ class TrainConfig:
 
         choice("loss", "--loss", LOSSES)
         choice("reweight", "--reweight", REWEIGHTINGS)
-        choice("dtype", "--dtype", tuple(_DTYPES))
+        choice("dtype", "--dtype", tuple(DTYPES))
         if self.basis not in BASES:
             raise QwemError(f"basis must be one of {', '.join(BASES)}, got "
                             f"{self.basis!r} (--word-basis sets 'word')")
@@ -201,7 +198,7 @@ class TrainConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+        return DTYPES[self.dtype]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -707,30 +704,6 @@ def _checked_inputs(config, P_ij, unigram, M_star, device, out_dir, resume: bool
     return dev, until, run_info
 
 
-def _open_run_dir(config: TrainConfig, dev, P_ij, unigram, run_info: dict, out_dir,
-                  resume: bool, overwrite: bool):
-    """Prepare ``out_dir`` (:func:`~qwem_lib.runtime.history.prepare_run_dir`) and,
-    when resuming, load its checkpoint, checked against this run's settings.
-
-    Returns
-    -------
-    ck_path : Path or None
-    meta : dict or None
-        What the checkpoint is written with (:func:`_meta`).
-    ck : dict or None
-        The loaded checkpoint; None for a fresh start.
-    """
-    if out_dir is None:
-        return None, None, None
-    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
-    ck_path = Path(out_dir) / CHECKPOINT
-    meta = _meta(config, dev, P_ij, unigram, run_info)
-    ck = None
-    if resume and ck_path.exists():
-        ck = load_checkpoint(ck_path, meta, required=_CK_ARRAYS)
-    return ck_path, meta, ck
-
-
 class _Session:
     """One call of :func:`train`: the problem on the device, the trained variable X
     (W itself, or ``W~ = U^T W`` in M*'s eigenbasis), its steps and its checkpoints.
@@ -1068,8 +1041,9 @@ def train(config: TrainConfig, P_ij: torch.Tensor, unigram: torch.Tensor, *,
     """
     dev, until, run_info = _checked_inputs(config, P_ij, unigram, M_star, device,
                                            out_dir, resume, until, run_info)
-    ck_path, meta, ck = _open_run_dir(config, dev, P_ij, unigram, run_info, out_dir,
-                                      resume, overwrite)
+    ck_path, meta, ck = open_run_dir(
+        out_dir, resume=resume, overwrite=overwrite, required=_CK_ARRAYS,
+        meta=lambda: _meta(config, dev, P_ij, unigram, run_info))
     run = _Session(config, P_ij, unigram, dev, eigvals, ck_path=ck_path, meta=meta,
                    words=words, questions=questions, callback=callback)
     run.setup(ck, M_star, eigendecomposition, until, cache=cache, progress=progress)

@@ -68,7 +68,7 @@ from .kernels.sgns_torch import (NegativeSampler, TorchSGNS, block_seed, prepare
 from .runtime._repr import short_repr
 from .runtime.devices import default_device
 from .runtime.errors import QwemError
-from .runtime.history import (History, diverged_error, load_checkpoint, prepare_run_dir,
+from .runtime.history import (DTYPES, HISTORY, History, diverged_error, open_run_dir,
                               save_checkpoint)
 from .runtime.options import TRAIN_ENGINES, check_int, check_real, check_seed
 from .train import TrainResult, check_init_range, check_run_info
@@ -76,10 +76,7 @@ from .train import TrainResult, check_init_range, check_run_info
 __all__ = ["Word2VecConfig", "Word2VecResult", "train_word2vec", "checkpoint_words",
            "ENGINES", "MAX_NEGATIVES"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 ENGINES = TRAIN_ENGINES
-CHECKPOINT = "checkpoint.npz"
-HISTORY = "history.json"
 _EVAL_KEY = 2**32 - 1  # in place of the epoch: the evaluation sample's stream
 _EVAL_SEGMENTS = 16  # the fixed loss-evaluation sample: 16 random stretches ...
 _EVAL_SEGMENT_TOKENS = 1024  # ... of 1024 raw tokens each, ...
@@ -197,13 +194,13 @@ class Word2VecConfig:
             if not isinstance(v, (bool, np.bool_)):
                 raise QwemError(f"{name} must be True or False, got {v!r}")
             put(name, bool(v))
-        if not (isinstance(self.dtype, str) and self.dtype in _DTYPES):
+        if not (isinstance(self.dtype, str) and self.dtype in DTYPES):
             raise QwemError(f"dtype (--dtype) must be float32 or float64, got "
                             f"{self.dtype!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+        return DTYPES[self.dtype]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -464,33 +461,19 @@ def _settings(config, tokens_ids, vocab_size, *, device, engine, threads,
                      name, _threads(threads, name), n_checkpoints, until, run_info)
 
 
-def _open_run_dir(config: Word2VecConfig, s: _Settings, out_dir, resume: bool,
-                  overwrite: bool):
-    """Prepare ``out_dir`` (:func:`~qwem_lib.runtime.history.prepare_run_dir`) and,
-    when resuming, load its checkpoint, checked against this run's settings and
-    for damage (:func:`_check_state`).
-
-    Returns
-    -------
-    ck_path : Path or None
-    meta : dict or None
-        What the checkpoint is written with (:func:`_meta`).
-    ck : dict or None
-        The loaded checkpoint; None for a fresh start.
-    """
-    if out_dir is None:
-        return None, None, None
-    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
-    ck_path = Path(out_dir) / CHECKPOINT
-    meta = _meta(config, s.engine, s.threads, s.n_checkpoints, s.dev, s.ids,
-                 s.vocab_size, s.run_info)
-    ck = None
-    if resume and ck_path.exists():
-        need = ("W", "history", "checkpoint_words", *_ENGINE_ARRAYS[s.engine])
-        ck = load_checkpoint(ck_path, meta, required=need + (
-            () if config.tied else ("C",)))
-        _check_state(ck, ck_path, config, s.engine, s.threads, s.vocab_size, s.dev)
-    return ck_path, meta, ck
+def _run_dir(config: Word2VecConfig, s: _Settings, out_dir, resume: bool,
+             overwrite: bool):
+    """:func:`~qwem_lib.runtime.history.open_run_dir` for this run: its checkpoint
+    must hold W (and C when untied), the history and the engine's state, and is
+    checked for damage by :func:`_check_state`."""
+    need = ("W", "history", "checkpoint_words", *_ENGINE_ARRAYS[s.engine])
+    return open_run_dir(
+        out_dir, resume=resume, overwrite=overwrite,
+        required=need + (() if config.tied else ("C",)),
+        meta=lambda: _meta(config, s.engine, s.threads, s.n_checkpoints, s.dev,
+                           s.ids, s.vocab_size, s.run_info),
+        check=lambda ck, path: _check_state(ck, path, config, s.engine, s.threads,
+                                            s.vocab_size, s.dev))
 
 
 def _start(config: Word2VecConfig, s: _Settings, ck):
@@ -705,7 +688,7 @@ def train_word2vec(config: Word2VecConfig, tokens_ids, vocab_size: int, *,
     s = _settings(config, tokens_ids, vocab_size, device=device, engine=engine,
                   threads=threads, n_checkpoints=n_checkpoints, until=until,
                   run_info=run_info, resume=resume, out_dir=out_dir)
-    ck_path, meta, ck = _open_run_dir(config, s, out_dir, resume, overwrite)
+    ck_path, meta, ck = _run_dir(config, s, out_dir, resume, overwrite)
     run = _Session(config, s, ck, words=words, questions=questions, ck_path=ck_path,
                    meta=meta)
     run.train(progress)

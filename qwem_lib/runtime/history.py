@@ -37,8 +37,8 @@ from ._atomic import DAMAGE, atomic_path
 from ._repr import short_repr
 from .errors import QwemError
 
-__all__ = ["History", "RUN_FILES", "LOCK_FILE", "check_run_dir",
-           "prepare_run_dir", "run_dir_lock",
+__all__ = ["History", "RUN_FILES", "LOCK_FILE", "CHECKPOINT", "HISTORY", "DTYPES",
+           "check_run_dir", "prepare_run_dir", "open_run_dir", "run_dir_lock",
            "save_checkpoint", "load_checkpoint", "meta_differences",
            "data_fingerprint", "diverged_error"]
 
@@ -129,6 +129,9 @@ class History:
 # ----------------------------------------------------------------------------------
 
 RUN_FILES = ("checkpoint.npz", "history.json", "embeddings.txt", "config.json")
+CHECKPOINT, HISTORY = RUN_FILES[:2]   # a trainer's checkpoint and history, in out_dir
+# The dtypes a trainer's ``dtype`` setting names.
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: The lock file of a run folder being written (:func:`run_dir_lock`): hidden, empty
 #: but for the writer's pid, removed when the run ends; not an output of the run.
@@ -356,6 +359,43 @@ _DAMAGE = DAMAGE
 _FINGERPRINTS = {"data": "the data (corpus statistics) differ",
                  "corpus": "the corpus differs",
                  "tokens": "the token stream differs"}
+
+
+def open_run_dir(out_dir, *, resume: bool, overwrite: bool, meta, required,
+                 check=None):
+    """Prepare a trainer's ``out_dir`` (:func:`prepare_run_dir`) and, when resuming,
+    load its checkpoint, checked against this run's settings.
+
+    Parameters
+    ----------
+    out_dir : path or None
+        None: no folder, no checkpoint (every result is None).
+    meta : callable
+        Returns what the checkpoint is written with (called only with ``out_dir``).
+    required : sequence of str
+        The arrays a checkpoint of this run must hold.
+    check : callable, optional
+        ``check(ck, path)`` checks a loaded checkpoint further (its state, for
+        damage), raising :class:`QwemError`.
+
+    Returns
+    -------
+    ck_path : Path or None
+    meta : dict or None
+    ck : dict or None
+        The loaded checkpoint; None for a fresh start.
+    """
+    if out_dir is None:
+        return None, None, None
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    ck_path = Path(out_dir) / CHECKPOINT
+    meta = meta()
+    ck = None
+    if resume and ck_path.exists():
+        ck = load_checkpoint(ck_path, meta, required=tuple(required))
+        if check is not None:
+            check(ck, ck_path)
+    return ck_path, meta, ck
 
 
 def save_checkpoint(path, meta: dict, **arrays) -> Path:
