@@ -844,8 +844,7 @@ def report(W, words: Sequence[str], device=None, *, cache: bool = False) -> dict
     from .runtime import cache as cache_mod
     from .runtime.devices import default_device
 
-    digest = hashlib.sha256(np.ascontiguousarray(
-        T.detach().cpu().to(torch.float64).numpy()).tobytes())
+    digest = hashlib.sha256(np.ascontiguousarray(T.detach().cpu().numpy()))
     digest.update(f"{tuple(T.shape)} {T.dtype}".encode())
     digest.update("\0".join(words).encode())
     files = ["questions-words", *SIMILARITY_BENCHMARKS]

@@ -352,10 +352,18 @@ def pair_statistics(config: EmbedConfig, *, device=None, progress: bool = True,
     return tokens, P_ij, unigram
 
 
-# The settings window counts depend on (with the corpus): what the "counts" cache is
-# keyed by, so that every target, dimension and solver of one corpus shares them.
-_COUNT_SETTINGS = ("corpus", "vocab_size", "scheme", "min_article_tokens",
-                   "context_len", "weighting", "subsample", "subsample_draws")
+# The settings a target is built from, given the counts, and those of how it is
+# solved: every other setting of EmbedConfig.key() (the corpus, V, scheme, window,
+# weighting, subsampling, and any added later) is one the window counts depend on.
+_TARGET_SETTINGS = ("method", "embed_dim", "negatives", "neg_power", "weight_power")
+_SOLVE_SETTINGS = ("engine", "solver")
+
+
+def _counting_key(config: EmbedConfig) -> dict:
+    """What the window counts of ``config`` depend on: the key of the "counts" cache,
+    and what the closed forms that :func:`closed_forms` counts once have in common."""
+    drop = _TARGET_SETTINGS + _SOLVE_SETTINGS
+    return {k: v for k, v in config.key().items() if k not in drop}
 
 
 def _cached_count(ids, config: EmbedConfig, device, progress: bool,
@@ -365,8 +373,7 @@ def _cached_count(ids, config: EmbedConfig, device, progress: bool,
     one entry per corpus, V, window and subsampling, not one per target)."""
     if not cache:
         return _count(ids, config, device, progress)
-    full = config.key()
-    key = {name: full[name] for name in _COUNT_SETTINGS}
+    key = _counting_key(config)
     entry = cache_mod.load("counts", key, code=_CODE)
     if entry is not None:
         return _dense_counts(entry, config.vocab_size, device)
@@ -663,11 +670,6 @@ def _store(key: dict, result: ClosedForm, scale: torch.Tensor) -> None:
         "stages": np.array(json.dumps(result.timings))}, code=_CODE)
 
 
-# The settings a target is built from, given the counts: closed forms that differ
-# only in these share one reading and counting of the corpus (closed_forms).
-_TARGET_SETTINGS = ("method", "embed_dim", "negatives", "neg_power", "weight_power")
-
-
 def closed_forms(configs, *, device=None, progress: bool = True,
                  cache: bool | str = True) -> list[ClosedForm]:
     """:func:`closed_form` of several configurations, the corpus read and counted
@@ -699,8 +701,8 @@ def closed_forms(configs, *, device=None, progress: bool = True,
         if config.resolved_engine() == "sparse" or stored:
             groups[f"alone {i}"] = [i]
             continue
-        counting = {k: v for k, v in key.items() if k not in _TARGET_SETTINGS}
-        groups.setdefault(json.dumps(counting, sort_keys=True, default=str),
+        groups.setdefault(json.dumps(_counting_key(config), sort_keys=True,
+                                     default=str),
                           []).append(i)
     results: list[ClosedForm | None] = [None] * len(configs)
     for members in groups.values():
